@@ -1,0 +1,101 @@
+//! Producer and consumer options.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default maximum number of transitions in one lot.
+pub const DEFAULT_MAX_LOT_LINES: u64 = 500;
+/// Default maximum size of one lot, in bytes.
+pub const DEFAULT_MAX_LOT_BYTES: u64 = 512 * 1024;
+/// Default maximum age of a lot before it is published anyway.
+pub const DEFAULT_MAX_LOT_AGE: Duration = Duration::from_secs(2);
+/// Default maximum length of one JSON line, in bytes.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+/// Default number of lines in one output file before it rolls over.
+pub const DEFAULT_MAX_OUTPUT_LINES: u64 = 5000;
+/// Default interval between two polls of `incoming/`.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Default output folder, relative to the working directory.
+pub const DEFAULT_OUTPUT_DIR: &str = "dataset/transitions";
+/// Default consumer id.
+pub const DEFAULT_CONSUMER_ID: &str = "main";
+
+/// Options for [`Producer::open`](crate::Producer::open).
+#[derive(Debug, Clone)]
+pub struct ProducerOptions {
+    /// A lot is published once it holds this many transitions.
+    pub max_lot_lines: u64,
+    /// A lot is published before it would grow past this many bytes. A
+    /// single line longer than this still makes a lot of its own.
+    pub max_lot_bytes: u64,
+    /// A lot is published once it is this old, even if no push comes to
+    /// trigger it: a background thread watches the age. `None` turns the
+    /// limit and the thread off.
+    pub max_lot_age: Option<Duration>,
+    /// Pushed lines longer than this are rejected.
+    pub max_line_bytes: usize,
+    /// Hand every push to the kernel before it returns, so a crash of the
+    /// process loses nothing that `push` accepted. When false, up to
+    /// `write_buffer_bytes` of accepted lines wait in memory until the
+    /// next write, and only `flush` and `close` acknowledge them.
+    pub write_through: bool,
+    /// Size of the in-memory buffer in front of the `.part` file.
+    pub write_buffer_bytes: usize,
+    /// fsync each lot before publishing it and the directory after, so a
+    /// published lot survives power loss.
+    pub durable: bool,
+    /// Publish the `.part` files of dead producers when opening.
+    pub recover_on_open: bool,
+}
+
+impl Default for ProducerOptions {
+    fn default() -> ProducerOptions {
+        ProducerOptions {
+            max_lot_lines: DEFAULT_MAX_LOT_LINES,
+            max_lot_bytes: DEFAULT_MAX_LOT_BYTES,
+            max_lot_age: Some(DEFAULT_MAX_LOT_AGE),
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            write_through: false,
+            write_buffer_bytes: 64 * 1024,
+            durable: false,
+            recover_on_open: true,
+        }
+    }
+}
+
+/// Options for [`Consumer::open`](crate::Consumer::open).
+#[derive(Debug, Clone)]
+pub struct ConsumerOptions {
+    /// Folder of the consolidated JSONL files; created if missing.
+    pub output_dir: PathBuf,
+    /// An output file rolls over before a lot would take it past this
+    /// many lines. A single lot longer than this gets a file of its own.
+    pub max_output_lines: u64,
+    /// Interval between two polls in [`Consumer::run`](crate::Consumer::run).
+    pub poll_interval: Duration,
+    /// Names this consumer's output files and its lock. At most one live
+    /// process per id and queue: ASCII letters, digits, `-` and `_`.
+    pub consumer_id: String,
+    /// Lines longer than this make their lot invalid.
+    pub max_line_bytes: usize,
+    /// fsync each output write before archiving its lot, and every
+    /// directory after a rename in it.
+    pub durable: bool,
+    /// How often the consumer publishes `.part` files whose producers
+    /// have died. `None` leaves them to `diskq recover` and to producers.
+    pub recover_interval: Option<Duration>,
+}
+
+impl Default for ConsumerOptions {
+    fn default() -> ConsumerOptions {
+        ConsumerOptions {
+            output_dir: PathBuf::from(DEFAULT_OUTPUT_DIR),
+            max_output_lines: DEFAULT_MAX_OUTPUT_LINES,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            consumer_id: DEFAULT_CONSUMER_ID.to_string(),
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            durable: false,
+            recover_interval: Some(Duration::from_secs(10)),
+        }
+    }
+}

@@ -1,0 +1,661 @@
+//! The consumer: claims `.ready` lots, appends their lines to the output
+//! and archives them.
+//!
+//! Exactly-once rests on the claim's name. A lot is claimed by renaming
+//! `incoming/<lot>` to `processing/<lot>~<output file>~<offset>`, where
+//! `<offset>` is the output file's length before the lot's lines. Until
+//! the lot is renamed into `archive/`, that name says which bytes of which
+//! output file may hold a partial copy of it. A consumer restarted after a
+//! crash (or `diskq recover`) cuts the output back to the offset and
+//! returns the lot to `incoming/`, so its lines end up in the output once.
+//! Each consumer appends to its own output files, one lot at a time.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::config::ConsumerOptions;
+use crate::error::{Error, ErrorKind, Result};
+use crate::fsio;
+use crate::json::validate_line;
+use crate::lot::{ClaimName, QueuePaths, ReadyName, DONE_SUFFIX, PART_SUFFIX, READY_SUFFIX};
+use crate::output::OutputFile;
+use crate::recovery;
+
+/// Size of the buffer in front of an output file, and of the lot reader.
+const IO_BUFFER: usize = 256 * 1024;
+
+/// Consolidates the lots of one queue into JSONL output files.
+///
+/// A consumer is used by one thread at a time. Several consumer processes
+/// may share a queue if each has its own `consumer_id`; a second one with
+/// a taken id fails to open with [`ErrorKind::Locked`].
+#[derive(Debug)]
+pub struct Consumer {
+    paths: QueuePaths,
+    opts: ConsumerOptions,
+    output_dir: PathBuf,
+
+    // Held for the consumer's lifetime; the flock on it marks the id taken.
+    _lock: File,
+    output: Option<OutputFile>,
+    closed: bool,
+
+    // Set when a failure left a claimed lot or the output in a state that
+    // only recovery can sort out; the next poll runs it first.
+    needs_recovery: bool,
+    last_part_scan: Option<Instant>,
+    warned_names: std::collections::HashSet<String>,
+
+    line: Vec<u8>,
+    out_buf: Vec<u8>,
+    stats: ConsumerStats,
+}
+
+/// What one [`Consumer::poll`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollReport {
+    /// Lots appended to the output and archived.
+    pub lots: u64,
+    /// Lines appended.
+    pub lines: u64,
+    /// Bytes appended.
+    pub bytes: u64,
+    /// Lots set aside in `quarantine/`.
+    pub quarantined: u64,
+    /// Output files that were finished (renamed to `.jsonl`).
+    pub finished_files: Vec<PathBuf>,
+    /// The output file being appended to, if any.
+    pub current_output: Option<PathBuf>,
+}
+
+/// Counters of one consumer since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsumerStats {
+    /// Lots appended and archived.
+    pub lots: u64,
+    /// Lines appended.
+    pub lines: u64,
+    /// Bytes appended.
+    pub bytes: u64,
+    /// Lots set aside in `quarantine/`.
+    pub quarantined: u64,
+    /// Output files finished.
+    pub finished_files: u64,
+}
+
+/// Why a lot could not be consumed.
+enum LotError {
+    /// The lot itself is bad; it goes to quarantine with this reason.
+    Invalid(String),
+    /// A system call failed; the lot can be retried later.
+    Io(Error),
+}
+
+impl Consumer {
+    /// Opens a consumer on the queue directory `dir`. Takes the lock of
+    /// `opts.consumer_id`, then undoes what a crashed consumer with the
+    /// same id left unfinished.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidConfig` for a bad directory or option, `Locked` if another
+    /// process holds the id, `Io` if recovery fails.
+    pub fn open(dir: impl AsRef<Path>, opts: ConsumerOptions) -> Result<Consumer> {
+        let dir = dir.as_ref();
+        check_options(&opts)?;
+        let paths = QueuePaths::prepare(dir)?;
+        std::fs::create_dir_all(&opts.output_dir)
+            .map_err(|e| Error::io("create output folder", &opts.output_dir, e))?;
+        let output_dir = std::fs::canonicalize(&opts.output_dir)
+            .map_err(|e| Error::io("resolve output folder", &opts.output_dir, e))?;
+
+        let id = &opts.consumer_id;
+        let lock_path = paths.consumers.join(format!("{id}.lock"));
+        let lock = open_lock(&lock_path)?;
+        if !fsio::try_lock(&lock).map_err(|e| Error::io("lock", &lock_path, e))? {
+            let msg = format!(
+                "consumer id `{id}` is in use by another process on queue {}; \
+                 stop that consumer or choose another id",
+                dir.display()
+            );
+            return Err(Error::new(ErrorKind::Locked, msg));
+        }
+        record_output_dir(&paths, id, &output_dir)?;
+
+        let report = recovery::recover_consumer(&paths, id, &output_dir, opts.durable)?;
+        if report.returned > 0 {
+            log::warn!(
+                target: "queue_consumer",
+                "returned {} unfinished lots of an earlier run of consumer id={id}",
+                report.returned
+            );
+        }
+        log::info!(
+            target: "queue_consumer",
+            "opened consumer id={id} queue={} output={}",
+            dir.display(),
+            output_dir.display()
+        );
+        Ok(Consumer {
+            paths,
+            opts,
+            output_dir,
+            _lock: lock,
+            output: None,
+            closed: false,
+            needs_recovery: false,
+            last_part_scan: None,
+            warned_names: Default::default(),
+            line: Vec::new(),
+            out_buf: Vec::with_capacity(IO_BUFFER),
+            stats: ConsumerStats::default(),
+        })
+    }
+
+    /// Runs one poll cycle: consumes every `.ready` lot found, oldest
+    /// first.
+    ///
+    /// # Errors
+    ///
+    /// `Io` when a system call fails (the lot in hand is returned and
+    /// the next poll retries it), `Closed` after [`Consumer::close`].
+    pub fn poll(&mut self) -> Result<PollReport> {
+        self.poll_until(&AtomicBool::new(false))
+    }
+
+    /// Like [`Consumer::poll`], but stops between two lots once `stop` is
+    /// set.
+    pub fn poll_until(&mut self, stop: &AtomicBool) -> Result<PollReport> {
+        if self.closed {
+            return Err(Error::new(ErrorKind::Closed, "consumer is closed"));
+        }
+        let mut report = PollReport::default();
+        if self.needs_recovery {
+            self.recover_self()?;
+        }
+        self.scan_parts_if_due();
+
+        for name in self.list_ready()? {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            self.consume(&name, &mut report)?;
+        }
+        report.current_output = self.output.as_ref().map(OutputFile::path);
+        Ok(report)
+    }
+
+    /// Polls every `poll_interval` until `stop` is set, then finishes the
+    /// current output file. Errors of one poll are logged and retried at
+    /// the next.
+    ///
+    /// # Errors
+    ///
+    /// Only what [`Consumer::close`] returns.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<ConsumerStats> {
+        while !stop.load(Ordering::Relaxed) {
+            if let Err(e) = self.poll_until(stop) {
+                log::error!(target: "queue_consumer", "poll failed, will retry: {e}");
+            }
+            sleep_unless(stop, self.opts.poll_interval);
+        }
+        self.close()?;
+        Ok(self.stats)
+    }
+
+    /// Finishes the current output file and closes the consumer. The id
+    /// stays locked until the consumer is dropped.
+    ///
+    /// # Errors
+    ///
+    /// `Io` if the output file cannot be finished; `Closed` if the
+    /// consumer is already closed.
+    pub fn close(&mut self) -> Result<()> {
+        if self.closed {
+            return Err(Error::new(ErrorKind::Closed, "consumer is already closed"));
+        }
+        if let Some(output) = self.output.take() {
+            if output.finish(self.opts.durable)?.is_some() {
+                self.stats.finished_files += 1;
+            }
+        }
+        self.closed = true;
+        log::info!(
+            target: "queue_consumer",
+            "closed consumer id={} lots={} lines={}",
+            self.opts.consumer_id,
+            self.stats.lots,
+            self.stats.lines
+        );
+        Ok(())
+    }
+
+    /// Returns the consumer's counters.
+    pub fn stats(&self) -> ConsumerStats {
+        self.stats
+    }
+
+    /// Returns the folder the output files are written to.
+    pub fn output_dir(&self) -> &Path {
+        &self.output_dir
+    }
+
+    fn recover_self(&mut self) -> Result<()> {
+        // Recovery finishes every open file of this id, including ours.
+        self.output = None;
+        let id = &self.opts.consumer_id;
+        let rec = recovery::recover_consumer(&self.paths, id, &self.output_dir, self.opts.durable)?;
+        self.stats.finished_files += rec.finished;
+        self.needs_recovery = false;
+        Ok(())
+    }
+
+    fn scan_parts_if_due(&mut self) {
+        let Some(interval) = self.opts.recover_interval else {
+            return;
+        };
+        if self.last_part_scan.is_some_and(|t| t.elapsed() < interval) {
+            return;
+        }
+        self.last_part_scan = Some(Instant::now());
+        match recovery::recover_parts(&self.paths, self.opts.durable) {
+            Ok(r) if r.published > 0 => log::warn!(
+                target: "queue_consumer",
+                "published {} lots of dead producers ({} lines)",
+                r.published,
+                r.lines
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                log::error!(target: "queue_consumer", "recovering dead producers' lots failed: {e}")
+            }
+        }
+    }
+
+    /// Lists `incoming/` and returns the `.ready` names, oldest first.
+    fn list_ready(&mut self) -> Result<Vec<String>> {
+        let dir = &self.paths.incoming;
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+            let name = match entry.file_name().into_string() {
+                Ok(name) => name,
+                Err(raw) => {
+                    let shown = raw.to_string_lossy().into_owned();
+                    if self.warned_names.insert(shown.clone()) {
+                        log::warn!(target: "queue_consumer", "ignoring file with a non-UTF-8 name in {}: {shown}", dir.display());
+                    }
+                    continue;
+                }
+            };
+            if name.ends_with(READY_SUFFIX) {
+                names.push(name);
+            } else if !name.ends_with(PART_SUFFIX)
+                && !name.starts_with('.')
+                && self.warned_names.insert(name.clone())
+            {
+                log::warn!(target: "queue_consumer", "ignoring foreign file {}", dir.join(&name).display());
+            }
+        }
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    /// Claims, copies and archives one lot.
+    fn consume(&mut self, name: &str, report: &mut PollReport) -> Result<()> {
+        let Some(ready) = ReadyName::parse(name) else {
+            let from = self.paths.incoming.join(name);
+            return self.quarantine(&from, name, "invalid lot name", report);
+        };
+
+        // Roll over before a lot that would take the file past its limit.
+        let expected_lines = ready.checksum.map(|(lines, _)| lines);
+        if let (Some(out), Some(lines)) = (&self.output, expected_lines) {
+            if out.lines > 0 && out.lines + lines > self.opts.max_output_lines {
+                self.finish_output(report)?;
+            }
+        }
+        if self.output.is_none() {
+            let id = &self.opts.consumer_id;
+            self.output = Some(OutputFile::create(&self.output_dir, id, self.opts.durable)?);
+        }
+        let out = self
+            .output
+            .as_ref()
+            .expect("an output file was just opened");
+
+        // The claim: after this rename the lot is ours, and its new name
+        // records where its lines start in the output.
+        let claim = ClaimName {
+            ready: name.to_string(),
+            output: out.name.clone(),
+            offset: out.len,
+        };
+        let source = self.paths.incoming.join(name);
+        let claimed = self.paths.processing.join(claim.format());
+        match fsio::rename_noreplace(&source, &claimed) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("claim lot", &source, e)),
+        }
+        if self.opts.durable {
+            self.sync_dirs(&[&self.paths.processing, &self.paths.incoming])?;
+        }
+
+        let archived = self.paths.archive.join(format!("{name}{DONE_SUFFIX}"));
+        if archived.exists() {
+            let reason =
+                "a lot with this name is already archived, so its lines were consumed before";
+            return self.quarantine(&claimed, name, reason, report);
+        }
+
+        // From here on a crash leaves the claim in processing/, and
+        // recovery cuts the output back to the claim's offset.
+        let (lines, bytes) = match self.copy_lot(&claimed, &ready) {
+            Ok(counts) => counts,
+            Err(LotError::Invalid(reason)) => {
+                self.cut_output()?;
+                return self.quarantine(&claimed, name, &reason, report);
+            }
+            Err(LotError::Io(e)) => {
+                self.needs_recovery = true;
+                return Err(e);
+            }
+        };
+        let out = self
+            .output
+            .as_mut()
+            .expect("the output file stays open while copying");
+        if self.opts.durable {
+            if let Err(e) = out.file.sync_data() {
+                self.needs_recovery = true;
+                return Err(Error::io("fsync output file", &out.path(), e));
+            }
+        }
+
+        // The commit point: once archived, the lot is never consumed again.
+        if let Err(e) = fsio::rename_noreplace(&claimed, &archived) {
+            self.needs_recovery = true;
+            return Err(Error::io("archive lot as", &archived, e));
+        }
+        out.len += bytes;
+        out.lines += lines;
+        let out_name = out.name.clone();
+        let out_lines = out.lines;
+        if self.opts.durable {
+            self.sync_dirs(&[&self.paths.archive, &self.paths.processing])?;
+        }
+        log::info!(target: "queue_consumer", "appended {lines} lines -> {}", out_name.trim_end_matches(".open"));
+
+        report.lots += 1;
+        report.lines += lines;
+        report.bytes += bytes;
+        self.stats.lots += 1;
+        self.stats.lines += lines;
+        self.stats.bytes += bytes;
+        if out_lines >= self.opts.max_output_lines {
+            self.finish_output(report)?;
+        }
+        Ok(())
+    }
+
+    /// Streams a claimed lot into the output after the committed bytes,
+    /// checking every line and the checksum. Returns (lines, bytes).
+    fn copy_lot(
+        &mut self,
+        claimed: &Path,
+        ready: &ReadyName,
+    ) -> std::result::Result<(u64, u64), LotError> {
+        let file = match fsio::open_regular(claimed, false) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                return Err(LotError::Invalid(e.to_string()))
+            }
+            Err(e) => return Err(LotError::Io(Error::io("open lot", claimed, e))),
+        };
+        let out = self
+            .output
+            .as_ref()
+            .expect("consume opens the output first");
+        let out_path = out.path();
+        let max_line = self.opts.max_line_bytes;
+        let mut reader = BufReader::with_capacity(IO_BUFFER, file);
+        let mut crc = crc32fast::Hasher::new();
+        let mut offset = out.len;
+        let (mut lines, mut bytes) = (0u64, 0u64);
+        let mut ends_in_newline = true;
+        self.out_buf.clear();
+
+        loop {
+            self.line.clear();
+            match read_line(&mut reader, &mut self.line, max_line + 1) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    return Err(LotError::Invalid(format!("line {}: {e}", lines + 1)));
+                }
+                Err(e) => return Err(LotError::Io(Error::io("read lot", claimed, e))),
+            }
+            crc.update(&self.line);
+            ends_in_newline = self.line.last() == Some(&b'\n');
+            let body = if ends_in_newline {
+                &self.line[..self.line.len() - 1]
+            } else {
+                &self.line[..]
+            };
+            let body = match validate_line(body, max_line) {
+                Ok(body) => body,
+                Err(e) => return Err(LotError::Invalid(format!("line {}: {e}", lines + 1))),
+            };
+            lines += 1;
+            self.out_buf.extend_from_slice(&body);
+            self.out_buf.push(b'\n');
+            if self.out_buf.len() >= IO_BUFFER {
+                write_out(out, &self.out_buf, offset, &out_path)?;
+                offset += self.out_buf.len() as u64;
+                bytes += self.out_buf.len() as u64;
+                self.out_buf.clear();
+            }
+        }
+
+        if lines == 0 {
+            return Err(LotError::Invalid("empty lot".into()));
+        }
+        if let Some((want_lines, want_crc)) = ready.checksum {
+            let got_crc = crc.finalize();
+            if !ends_in_newline {
+                return Err(LotError::Invalid("last line has no newline".into()));
+            }
+            if want_lines != lines || want_crc != got_crc {
+                let msg = format!(
+                    "checksum mismatch: name records {want_lines} lines and crc32 {want_crc:08x}, \
+                     file holds {lines} lines and crc32 {got_crc:08x}"
+                );
+                return Err(LotError::Invalid(msg));
+            }
+        }
+        write_out(out, &self.out_buf, offset, &out_path)?;
+        bytes += self.out_buf.len() as u64;
+        self.out_buf.clear();
+        Ok((lines, bytes))
+    }
+
+    /// Cuts the output back to its committed length after a rejected lot.
+    fn cut_output(&mut self) -> Result<()> {
+        let out = self
+            .output
+            .as_ref()
+            .expect("consume opens the output first");
+        if let Err(e) = out.file.set_len(out.len) {
+            self.needs_recovery = true;
+            return Err(Error::io("truncate output file", &out.path(), e));
+        }
+        Ok(())
+    }
+
+    /// Moves a bad lot to `quarantine/` with a `.reason` file beside it.
+    fn quarantine(
+        &mut self,
+        from: &Path,
+        name: &str,
+        reason: &str,
+        report: &mut PollReport,
+    ) -> Result<()> {
+        let dir = &self.paths.quarantine;
+        let mut target = dir.join(name);
+        let mut n = 0;
+        loop {
+            match fsio::rename_noreplace(from, &target) {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    n += 1;
+                    target = dir.join(format!("{name}.{n}"));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(Error::io("quarantine lot as", &target, e)),
+            }
+        }
+        let mut reason_path = target.clone().into_os_string();
+        reason_path.push(".reason");
+        if let Err(e) = std::fs::write(&reason_path, format!("{reason}\n")) {
+            log::error!(target: "queue_consumer", "failed to write {}: {e}", Path::new(&reason_path).display());
+        }
+        if self.opts.durable {
+            self.sync_dirs(&[dir, from.parent().unwrap_or(dir)])?;
+        }
+        log::error!(target: "queue_consumer", "quarantined lot={name} as {}: {reason}", target.display());
+        report.quarantined += 1;
+        self.stats.quarantined += 1;
+        Ok(())
+    }
+
+    fn finish_output(&mut self, report: &mut PollReport) -> Result<()> {
+        if let Some(output) = self.output.take() {
+            if let Some(path) = output.finish(self.opts.durable)? {
+                report.finished_files.push(path);
+                self.stats.finished_files += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_dirs(&self, dirs: &[&Path]) -> Result<()> {
+        for dir in dirs {
+            fsio::sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if !self.closed {
+            if let Err(e) = self.close() {
+                log::error!(target: "queue_consumer", "closing consumer on drop failed: {e}");
+            }
+        }
+    }
+}
+
+fn check_options(opts: &ConsumerOptions) -> Result<()> {
+    let id = &opts.consumer_id;
+    let id_ok = !id.is_empty()
+        && id.len() <= 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !id_ok {
+        let msg =
+            format!("invalid consumer id `{id}`: use 1 to 32 ASCII letters, digits, `-` or `_`");
+        return Err(Error::new(ErrorKind::InvalidConfig, msg));
+    }
+    if opts.max_output_lines == 0 || opts.max_line_bytes == 0 {
+        let msg =
+            "invalid consumer option: max_output_lines and max_line_bytes must be greater than 0";
+        return Err(Error::new(ErrorKind::InvalidConfig, msg));
+    }
+    Ok(())
+}
+
+fn open_lock(path: &Path) -> Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::io("open consumer lock", path, e))
+}
+
+/// Writes `consumers/<id>.out` with the output folder, so that recovery
+/// run from the command line finds the files to repair.
+fn record_output_dir(paths: &QueuePaths, id: &str, output_dir: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+
+    let record = paths.consumers.join(format!("{id}.out"));
+    let temp = paths.consumers.join(format!(".{id}.out.tmp"));
+    let mut text = output_dir.as_os_str().as_bytes().to_vec();
+    text.push(b'\n');
+    std::fs::write(&temp, text).map_err(|e| Error::io("write", &temp, e))?;
+    std::fs::rename(&temp, &record).map_err(|e| Error::io("rename", &record, e))
+}
+
+/// Reads the output folder recorded for consumer `id`, if any.
+pub fn recorded_output_dir(paths: &QueuePaths, id: &str) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+
+    let bytes = std::fs::read(paths.consumers.join(format!("{id}.out"))).ok()?;
+    let text = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(text)))
+}
+
+/// Reads one line, with its `\n` if any, into `buf`. Fails with
+/// `InvalidData` once the line passes `limit` bytes, without buffering
+/// the rest of it.
+fn read_line<R: BufRead>(reader: &mut R, buf: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            return Ok(buf.len());
+        }
+        let (take, done) = match memchr::memchr(b'\n', available) {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        buf.extend_from_slice(&available[..take]);
+        reader.consume(take);
+        if buf.len() > limit {
+            let msg = format!("line longer than the maximum of {} bytes", limit - 1);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, msg));
+        }
+        if done {
+            return Ok(buf.len());
+        }
+    }
+}
+
+fn write_out(
+    out: &OutputFile,
+    buf: &[u8],
+    offset: u64,
+    path: &Path,
+) -> std::result::Result<(), LotError> {
+    fsio::write_all_at(&out.file, buf, offset)
+        .map_err(|(_, e)| LotError::Io(Error::io("write output file", path, e)))
+}
+
+fn sleep_unless(stop: &AtomicBool, total: Duration) {
+    let step = Duration::from_millis(20);
+    let start = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let left = total.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(step));
+    }
+}

@@ -1,0 +1,328 @@
+//! Startup and maintenance scans: publish the `.part` lots of dead
+//! producers, and return the claimed lots of dead consumers.
+//!
+//! A producer holds an `flock` on its `.part` file from before the file
+//! gets that name until after it is renamed to `.ready`. The kernel drops
+//! the lock when the process dies, so a `.part` whose lock can be taken
+//! belongs to a dead producer. Pids are never consulted.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::fsio;
+use crate::lot::{is_safe_name, ready_name, ClaimName, QueuePaths, PART_SUFFIX};
+use crate::output::{finish_open_file, open_file_owner};
+
+/// What [`recover_parts`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartReport {
+    /// `.part` lots of dead producers published as `.ready`.
+    pub published: u64,
+    /// Lines in those lots.
+    pub lines: u64,
+    /// Torn last lines dropped from them.
+    pub torn_lines_dropped: u64,
+    /// Empty `.part` and temporary files removed.
+    pub removed: u64,
+    /// `.part` lots left alone because their producer is alive.
+    pub live: u64,
+}
+
+/// Publishes every `.part` lot in `incoming/` whose producer has died:
+/// complete lines are kept, a torn last line is cut off, and a lot with
+/// no complete line is removed. Live producers' lots are not touched.
+///
+/// # Errors
+///
+/// `Io` if `incoming/` cannot be listed or a lot cannot be repaired or
+/// renamed. Files that are not regular are skipped with a warning.
+pub fn recover_parts(paths: &QueuePaths, durable: bool) -> Result<PartReport> {
+    let mut report = PartReport::default();
+    let dir = &paths.incoming;
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let temp_id = name.strip_prefix('.').and_then(|n| n.strip_suffix(".new"));
+        let part_id = name.strip_suffix(PART_SUFFIX).filter(|id| is_safe_name(id));
+        if temp_id.is_none() && part_id.is_none() {
+            continue;
+        }
+        let path = dir.join(&name);
+        let file = match fsio::open_regular(&path, true) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                log::warn!(target: "diskq::recovery", "skipping {}: {e}", path.display());
+                continue;
+            }
+            Err(e) => return Err(Error::io("open", &path, e)),
+        };
+        if !fsio::try_lock(&file).map_err(|e| Error::io("lock", &path, e))? {
+            report.live += 1;
+            continue;
+        }
+
+        // The producer may have renamed the file between our open and
+        // our lock; then the lock we hold is on a lot it published.
+        if !fsio::same_inode(&file, &path).map_err(|e| Error::io("stat", &path, e))? {
+            continue;
+        }
+        if temp_id.is_some() {
+            std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+            report.removed += 1;
+            continue;
+        }
+        let id = part_id.expect("a name that is not a temp file is a part file");
+        publish_dead_part(paths, &file, &path, id, durable, &mut report)?;
+    }
+    Ok(report)
+}
+
+fn publish_dead_part(
+    paths: &QueuePaths,
+    file: &File,
+    path: &Path,
+    id: &str,
+    durable: bool,
+    report: &mut PartReport,
+) -> Result<()> {
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("stat", path, e))?
+        .len();
+    let keep = end_of_last_line(file, len).map_err(|e| Error::io("read", path, e))?;
+    if keep < len {
+        // What the dead producer was writing when it died; the caller
+        // never saw that push acknowledged.
+        log::warn!(
+            target: "diskq::recovery",
+            "dropping torn last line of {} bytes from lot={id}",
+            len - keep
+        );
+        file.set_len(keep)
+            .map_err(|e| Error::io("truncate", path, e))?;
+        report.torn_lines_dropped += 1;
+    }
+    if keep == 0 {
+        std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
+        report.removed += 1;
+        return Ok(());
+    }
+
+    let (lines, crc) = checksum(file, keep).map_err(|e| Error::io("read", path, e))?;
+    if durable {
+        file.sync_data().map_err(|e| Error::io("fsync", path, e))?;
+    }
+    let ready = paths.incoming.join(ready_name(id, lines, crc));
+    fsio::rename_noreplace(path, &ready).map_err(|e| Error::io("publish lot as", &ready, e))?;
+    if durable {
+        let dir = &paths.incoming;
+        fsio::sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
+    }
+    log::warn!(target: "diskq::recovery", "published lot={id} lines={lines} of a dead producer");
+    report.published += 1;
+    report.lines += lines;
+    Ok(())
+}
+
+/// Returns the length of the file up to and including its last `\n`.
+fn end_of_last_line(file: &File, len: u64) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut end = len;
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if let Some(i) = memchr::memrchr(b'\n', chunk) {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// Returns the line count and CRC-32 of the first `len` bytes of `file`.
+pub(crate) fn checksum(file: &File, len: u64) -> io::Result<(u64, u32)> {
+    let mut reader = io::BufReader::with_capacity(256 * 1024, file.take(len));
+    let mut hasher = crc32fast::Hasher::new();
+    let mut lines = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+    }
+    Ok((lines, hasher.finalize()))
+}
+
+/// What [`recover_consumer`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsumerReport {
+    /// Claimed lots returned to `incoming/`.
+    pub returned: u64,
+    /// Open output files renamed to their finished names.
+    pub finished: u64,
+}
+
+/// Undoes the unfinished work of consumer `id`, which must not be running
+/// (the caller holds its lock): each lot it claimed but did not archive
+/// has its partial lines cut from the output and goes back to
+/// `incoming/`, then its open output files are finished.
+///
+/// # Errors
+///
+/// `Io` if a folder cannot be listed or a file cannot be cut or renamed.
+pub fn recover_consumer(
+    paths: &QueuePaths,
+    id: &str,
+    output_dir: &Path,
+    durable: bool,
+) -> Result<ConsumerReport> {
+    let mut report = ConsumerReport::default();
+    let processing = &paths.processing;
+    let entries = std::fs::read_dir(processing).map_err(|e| Error::io("list", processing, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", processing, e))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let Some(claim) = ClaimName::parse(&name) else {
+            continue;
+        };
+        if open_file_owner(&claim.output) != Some(id) {
+            continue;
+        }
+
+        // The output holds the committed lots up to `offset`, then maybe
+        // part of this one: cut it there, then hand the lot back.
+        let output = output_dir.join(&claim.output);
+        match fsio::open_regular(&output, true) {
+            Ok(file) => {
+                let len = file
+                    .metadata()
+                    .map_err(|e| Error::io("stat", &output, e))?
+                    .len();
+                if len > claim.offset {
+                    file.set_len(claim.offset)
+                        .map_err(|e| Error::io("truncate", &output, e))?;
+                    if durable {
+                        file.sync_all()
+                            .map_err(|e| Error::io("fsync", &output, e))?;
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                log::warn!(
+                    target: "diskq::recovery",
+                    "output file {} of claimed lot={} is missing",
+                    output.display(),
+                    claim.ready
+                );
+            }
+            Err(e) => return Err(Error::io("open", &output, e)),
+        }
+        let from = processing.join(&name);
+        let to = paths.incoming.join(&claim.ready);
+        fsio::rename_noreplace(&from, &to).map_err(|e| Error::io("return lot to", &to, e))?;
+        if durable {
+            for dir in [&paths.incoming, processing] {
+                fsio::sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
+            }
+        }
+        log::warn!(target: "diskq::recovery", "returned lot={} of consumer id={id}", claim.ready);
+        report.returned += 1;
+    }
+
+    if output_dir.is_dir() {
+        let entries =
+            std::fs::read_dir(output_dir).map_err(|e| Error::io("list", output_dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("list", output_dir, e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if open_file_owner(&name) == Some(id) {
+                finish_open_file(output_dir, &name, durable)?;
+                report.finished += 1;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// What [`recover_queue`] did for one consumer id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumerRecovery {
+    /// A live process holds the id; nothing was touched.
+    Running,
+    /// The id has no recorded output folder, so its claims were left.
+    NoOutputRecord,
+    /// The dead consumer's work was undone.
+    Recovered(ConsumerReport),
+}
+
+/// What [`recover_queue`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueRecovery {
+    /// The producers' side.
+    pub parts: PartReport,
+    /// Each consumer id found in `consumers/`, with what was done.
+    pub consumers: Vec<(String, ConsumerRecovery)>,
+}
+
+/// Recovers a whole queue: publishes dead producers' lots, and for every
+/// consumer id whose lock is free, returns its claimed lots and finishes
+/// its output files. Live producers and consumers are left alone.
+///
+/// # Errors
+///
+/// `InvalidConfig` for a bad queue directory, `Io` as for
+/// [`recover_parts`] and [`recover_consumer`].
+pub fn recover_queue(dir: &Path, durable: bool) -> Result<QueueRecovery> {
+    let paths = QueuePaths::prepare(dir)?;
+    let mut report = QueueRecovery {
+        parts: recover_parts(&paths, durable)?,
+        consumers: Vec::new(),
+    };
+    let consumers = &paths.consumers;
+    let mut ids: Vec<String> = std::fs::read_dir(consumers)
+        .map_err(|e| Error::io("list", consumers, e))?
+        .filter_map(|entry| {
+            entry
+                .ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".lock")
+                .map(str::to_string)
+        })
+        .collect();
+    ids.sort();
+
+    for id in ids {
+        let lock_path = consumers.join(format!("{id}.lock"));
+        let lock = File::open(&lock_path).map_err(|e| Error::io("open", &lock_path, e))?;
+        let outcome = if !fsio::try_lock(&lock).map_err(|e| Error::io("lock", &lock_path, e))? {
+            ConsumerRecovery::Running
+        } else {
+            match crate::consumer::recorded_output_dir(&paths, &id) {
+                None => ConsumerRecovery::NoOutputRecord,
+                Some(out) => {
+                    ConsumerRecovery::Recovered(recover_consumer(&paths, &id, &out, durable)?)
+                }
+            }
+        };
+        // The lock is released when `lock` closes, after the repair.
+        drop(lock);
+        report.consumers.push((id, outcome));
+    }
+    Ok(report)
+}

@@ -1,0 +1,117 @@
+//! A clean run: what producers push reaches the output once, in JSON
+//! lines that serde_json reads back.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use diskq::{Consumer, ConsumerOptions, Producer, ProducerOptions, Transition};
+
+fn transition(game: u32, player: &str, seq: u64) -> Transition {
+    Transition {
+        obs: vec![0.25, -1.0, seq as f32],
+        mask: vec![1, 0, 1, 1],
+        action: (seq % 7) as i64,
+        reward: if seq % 10 == 9 { 1.0 } else { 0.0 },
+        done: seq % 10 == 9,
+        game_id: format!("g{game}"),
+        player_id: player.to_string(),
+        seq,
+    }
+}
+
+fn read_output(dir: &Path) -> Vec<Transition> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in text.lines() {
+            out.push(
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("{}: {e}: {line}", file.display())),
+            );
+        }
+    }
+    out
+}
+
+fn consumer_opts(out: &Path) -> ConsumerOptions {
+    ConsumerOptions {
+        output_dir: out.to_path_buf(),
+        max_output_lines: 1000,
+        ..ConsumerOptions::default()
+    }
+}
+
+#[test]
+fn pushed_transitions_reach_output_once() {
+    let root = tempfile::tempdir().unwrap();
+    let queue = root.path().join("q");
+    let out = root.path().join("out");
+    std::fs::create_dir(&queue).unwrap();
+
+    let producer = Producer::open(&queue, ProducerOptions::default()).unwrap();
+    let mut expected = Vec::new();
+    for game in 0..120 {
+        for seq in 0..10 {
+            let t = transition(game, "pA", seq);
+            producer.push(&t).unwrap();
+            expected.push(t);
+        }
+    }
+    producer.close().unwrap();
+    assert_eq!(producer.stats().lines_published, 1200);
+    assert_eq!(producer.stats().lots_published, 3);
+
+    let mut consumer = Consumer::open(&queue, consumer_opts(&out)).unwrap();
+    let report = consumer.poll().unwrap();
+    assert_eq!(report.lots, 3);
+    assert_eq!(report.lines, 1200);
+    consumer.close().unwrap();
+
+    let got = read_output(&out);
+    assert_eq!(got, expected);
+    let stats = diskq::stat(&queue).unwrap();
+    assert_eq!(stats.archived_lots, 3);
+    assert_eq!(stats.archived_lines, 1200);
+    assert_eq!(stats.output_lines, 1200);
+    assert_eq!(
+        stats.ready_lots + stats.processing_lots + stats.part_lots,
+        0
+    );
+}
+
+#[test]
+fn output_rolls_over_at_lot_boundaries() {
+    let root = tempfile::tempdir().unwrap();
+    let queue = root.path().join("q");
+    let out = root.path().join("out");
+    std::fs::create_dir(&queue).unwrap();
+    let opts = ProducerOptions {
+        max_lot_lines: 300,
+        ..ProducerOptions::default()
+    };
+    let producer = Producer::open(&queue, opts).unwrap();
+    for seq in 0..3000 {
+        producer.push(&transition(1, "pB", seq)).unwrap();
+    }
+    producer.close().unwrap();
+
+    let mut consumer = Consumer::open(&queue, consumer_opts(&out)).unwrap();
+    consumer.poll().unwrap();
+    consumer.close().unwrap();
+
+    let mut counts = HashMap::new();
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        counts.insert(path, lines);
+    }
+    assert_eq!(counts.len(), 4, "{counts:?}");
+    assert!(counts.values().all(|&n| n <= 1000), "{counts:?}");
+    assert_eq!(counts.values().sum::<usize>(), 3000);
+}
