@@ -86,3 +86,8 @@ pub use stat::{stat, QueueStats};
 pub fn recorded_output_dir(dir: &std::path::Path, id: &str) -> Option<std::path::PathBuf> {
     consumer::recorded_output_dir(&QueuePaths::new(dir), id)
 }
+
+/// Compiles the Rust examples in README.md as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
