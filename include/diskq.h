@@ -81,6 +81,11 @@ typedef struct dq_consumer_options {
    * turns the scan off.
    */
   uint64_t recover_interval_ms;
+  /**
+   * 1: parse every line as JSON. 0: lots with a checksum are checked
+   * by CRC-32, line count and line form only.
+   */
+  uint8_t full_validation;
 } dq_consumer_options;
 
 /**
@@ -275,7 +280,8 @@ extern "C" {
 /**
  * Fills `*out` with the default consumer options: output folder
  * "dataset/transitions", id "main", 5000 lines per output file, 16 MiB
- * maximum line, durable off, dead-producer scan every 10000 ms.
+ * maximum line, durable off, dead-producer scan every 10000 ms, full
+ * validation off.
  *
  * Thread safety: any thread.
  *

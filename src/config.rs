@@ -81,6 +81,11 @@ pub struct ConsumerOptions {
     /// fsync each output write before archiving its lot, and every
     /// directory after a rename in it.
     pub durable: bool,
+    /// Parse every line of every lot as JSON. When false, lots that carry
+    /// a checksum (which only diskq producers write, after validating each
+    /// line) are checked by CRC-32, line count and line form (UTF-8, `{`
+    /// to `}`, no `\r`), and only lots without one get the full parse.
+    pub full_validation: bool,
     /// How often the consumer publishes `.part` files whose producers
     /// have died. `None` leaves them to `diskq recover` and to producers.
     pub recover_interval: Option<Duration>,
@@ -95,6 +100,7 @@ impl Default for ConsumerOptions {
             consumer_id: DEFAULT_CONSUMER_ID.to_string(),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             durable: false,
+            full_validation: false,
             recover_interval: Some(Duration::from_secs(10)),
         }
     }

@@ -94,9 +94,14 @@ pub fn encode_transition(t: &TransitionRef<'_>, out: &mut Vec<u8>) -> Result<()>
 }
 
 fn encode_fields(t: &TransitionRef<'_>, out: &mut Vec<u8>) -> Result<()> {
-    let mut floats = ryu::Buffer::new();
+    let mut floats = zmij::Buffer::new();
     let mut ints = itoa::Buffer::new();
 
+    // Room for the shortest form of every float and mask entry, so the
+    // loops below never grow the buffer.
+    out.reserve(
+        96 + t.obs.len() * 16 + t.mask.len() * 2 + t.game_id.len() * 6 + t.player_id.len() * 6,
+    );
     out.extend_from_slice(b"{\"obs\":[");
     for (i, &x) in t.obs.iter().enumerate() {
         if !x.is_finite() {

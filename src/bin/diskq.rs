@@ -49,6 +49,10 @@ enum Command {
         /// fsync output and directories before archiving each lot.
         #[arg(long)]
         durable: bool,
+        /// Parse every line of every lot as JSON, also in lots whose
+        /// checksum already vouches for them.
+        #[arg(long)]
+        full_validation: bool,
         /// Run one poll cycle and exit instead of running until a signal.
         #[arg(long)]
         once: bool,
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
                 poll_interval: Duration::from_millis(interval_ms),
                 max_output_lines: max_lines,
                 durable,
+                full_validation,
                 ..ConsumerOptions::default()
             };
             consume(&queue, opts, once)

@@ -42,6 +42,9 @@ pub struct dq_consumer_options {
     /// Milliseconds between scans for dead producers' `.part` lots; 0
     /// turns the scan off.
     pub recover_interval_ms: u64,
+    /// 1: parse every line as JSON. 0: lots with a checksum are checked
+    /// by CRC-32, line count and line form only.
+    pub full_validation: u8,
 }
 
 /// Counts of what one `dq_consumer_poll` did.
@@ -62,7 +65,8 @@ pub struct dq_poll_result {
 
 /// Fills `*out` with the default consumer options: output folder
 /// "dataset/transitions", id "main", 5000 lines per output file, 16 MiB
-/// maximum line, durable off, dead-producer scan every 10000 ms.
+/// maximum line, durable off, dead-producer scan every 10000 ms, full
+/// validation off.
 ///
 /// Thread safety: any thread.
 ///
@@ -82,6 +86,7 @@ pub unsafe extern "C" fn dq_consumer_options_default(out: *mut dq_consumer_optio
             max_line_bytes: d.max_line_bytes as u64,
             durable: u8::from(d.durable),
             recover_interval_ms: d.recover_interval.map_or(0, |i| i.as_millis() as u64),
+            full_validation: u8::from(d.full_validation),
         };
         // SAFETY: not NULL; the caller promises writable memory.
         unsafe { out.write(options) };
@@ -109,6 +114,7 @@ unsafe fn convert_options(o: &dq_consumer_options) -> Result<ConsumerOptions, dq
         DQ_STATUS_INVALID_ARGUMENT
     })?;
     opts.durable = flag(o.durable, "durable")?;
+    opts.full_validation = flag(o.full_validation, "full_validation")?;
     opts.recover_interval =
         (o.recover_interval_ms > 0).then(|| Duration::from_millis(o.recover_interval_ms));
     Ok(opts)
