@@ -98,6 +98,7 @@ fn main() -> ExitCode {
             interval_ms,
             max_lines,
             durable,
+            full_validation,
             once,
         } => {
             let opts = ConsumerOptions {
