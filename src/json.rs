@@ -9,10 +9,11 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::json_syntax;
 
 /// One self-play transition, as it appears in a lot.
 ///
@@ -244,7 +245,7 @@ pub fn validate_line(line: &[u8], max_len: usize) -> Result<Cow<'_, [u8]>> {
             ))
         }
     }
-    if serde_json::from_slice::<IgnoredAny>(line).is_err() {
+    if !json_syntax::is_json(line) {
         return Err(describe_invalid(line));
     }
     Ok(normalize(line))
@@ -529,6 +530,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(&*line, br#"{  "a": 1,  "b": "x\u2028"}"#.as_slice());
+    }
+
+    #[test]
+    fn syntax_check_agrees_with_serde_json() {
+        let cases = [
+            "{}", "{ }", "[]", "{\"a\":[1,2.5,-0.0,1e5,1E-5,2e+3]}", "{\"a\":\"\\u00e9\\n\\\"\"}",
+            "{\"a\":01}", "{\"a\":1.}", "{\"a\":-}", "{\"a\":.5}", "{\"a\":1e}", "{\"a\":+1}",
+            "{\"a\":tru}", "{\"a\":true,}", "{,}", "{\"a\" 1}", "{\"a\":1 \"b\":2}", "[1,]",
+            "{\"a\":\"\\x\"}", "{\"a\":\"\\u12\"}", "{\"a\":\"\\ud800\"}", "{\"a\":\"\t\"}",
+            "{\"a\":[[[[]]]]}", "{\"a\":{\"b\":{}}}", "{\"a\":[}", "{\"a\":{]}", "{} x", " {} ",
+            "{\"a\":null,\"b\":false}", "{\"a\":NaN}", "\"s\"", "1", "", "{\"a\":\"unterminated}",
+        ];
+        for case in cases {
+            let ours = json_syntax::is_json(case.as_bytes());
+            let serde = serde_json::from_slice::<serde::de::IgnoredAny>(case.as_bytes()).is_ok();
+            assert_eq!(ours, serde, "{case:?}");
+        }
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        assert!(json_syntax::is_json(deep.as_bytes()));
     }
 
     #[test]

@@ -58,6 +58,7 @@ mod error;
 pub mod ffi;
 mod fsio;
 mod json;
+mod json_syntax;
 mod lot;
 mod output;
 mod producer;

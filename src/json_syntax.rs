@@ -1,0 +1,299 @@
+//! A JSON syntax checker that allocates nothing for the usual nesting
+//! depth. It accepts exactly the texts that serde_json accepts when it
+//! skips a value (`IgnoredAny`): RFC 8259 grammar, no range checks on
+//! numbers, `\u` escapes not checked for surrogate pairs. UTF-8 is left to
+//! the caller.
+
+/// Returns true if `text` is one JSON value, with optional whitespace
+/// around it.
+pub(crate) fn is_json(text: &[u8]) -> bool {
+    Checker { text, pos: 0, inline: [0; INLINE_DEPTH], depth: 0, deep: Vec::new() }.run()
+}
+
+const INLINE_DEPTH: usize = 32;
+
+/// How a run of numbers at the start of an array ended.
+enum Run {
+    /// The array closed after numbers only (or was empty).
+    Closed,
+    /// An element is not a number: the general loop takes over there.
+    Other,
+    /// A number or separator is malformed.
+    Invalid,
+}
+
+struct Checker<'a> {
+    text: &'a [u8],
+    pos: usize,
+    // The open brackets, innermost last: the first INLINE_DEPTH in a
+    // fixed array, the rest on the heap.
+    inline: [u8; INLINE_DEPTH],
+    depth: usize,
+    deep: Vec<u8>,
+}
+
+impl Checker<'_> {
+    fn run(mut self) -> bool {
+        loop {
+            // A value starts here.
+            self.skip_ws();
+            let Some(&b) = self.text.get(self.pos) else { return false };
+            let ok = match b {
+                b'{' => {
+                    self.pos += 1;
+                    self.skip_ws();
+                    if self.peek() == Some(b'}') {
+                        self.pos += 1;
+                        true
+                    } else {
+                        self.push(b'{');
+                        if !self.key() {
+                            return false;
+                        }
+                        continue;
+                    }
+                }
+                b'[' => {
+                    self.pos += 1;
+                    self.skip_ws();
+                    match self.number_run() {
+                        Run::Closed => true,
+                        Run::Invalid => false,
+                        Run::Other => {
+                            self.push(b'[');
+                            continue;
+                        }
+                    }
+                }
+                b'"' => self.string(),
+                b'-' | b'0'..=b'9' => self.number(),
+                b't' => self.literal(b"true"),
+                b'f' => self.literal(b"false"),
+                b'n' => self.literal(b"null"),
+                _ => false,
+            };
+            if !ok {
+                return false;
+            }
+
+            // After a value: close what is finished, then expect the next
+            // element or member.
+            loop {
+                self.skip_ws();
+                let Some(top) = self.top() else {
+                    return self.pos == self.text.len();
+                };
+                match (self.peek(), top) {
+                    (Some(b','), b'{') => {
+                        self.pos += 1;
+                        self.skip_ws();
+                        if !self.key() {
+                            return false;
+                        }
+                        break;
+                    }
+                    (Some(b','), _) => {
+                        self.pos += 1;
+                        break;
+                    }
+                    (Some(b'}'), b'{') | (Some(b']'), b'[') => {
+                        self.pos += 1;
+                        self.pop();
+                    }
+                    _ => return false,
+                }
+            }
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.text.get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn push(&mut self, b: u8) {
+        if self.depth < INLINE_DEPTH {
+            self.inline[self.depth] = b;
+        } else {
+            self.deep.push(b);
+        }
+        self.depth += 1;
+    }
+
+    fn pop(&mut self) {
+        self.depth -= 1;
+        if self.depth >= INLINE_DEPTH {
+            self.deep.pop();
+        }
+    }
+
+    fn top(&self) -> Option<u8> {
+        match self.depth {
+            0 => None,
+            d if d <= INLINE_DEPTH => Some(self.inline[d - 1]),
+            _ => self.deep.last().copied(),
+        }
+    }
+
+    /// Reads `"key"` and the `:` after it, at the current position.
+    fn key(&mut self) -> bool {
+        if self.peek() != Some(b'"') || !self.string() {
+            return false;
+        }
+        self.skip_ws();
+        if self.peek() != Some(b':') {
+            return false;
+        }
+        self.pos += 1;
+        true
+    }
+
+    fn string(&mut self) -> bool {
+        self.pos += 1;
+        loop {
+            let rest = &self.text[self.pos..];
+            let Some(i) = memchr::memchr2(b'"', b'\\', rest) else { return false };
+            if rest[..i].iter().any(|&c| c < 0x20) {
+                return false;
+            }
+            self.pos += i + 1;
+            if rest[i] == b'"' {
+                return true;
+            }
+            match self.peek() {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 1,
+                Some(b'u') => {
+                    let hex = self.text.get(self.pos + 1..self.pos + 5);
+                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                        return false;
+                    }
+                    self.pos += 5;
+                }
+                _ => return false,
+            }
+        }
+    }
+
+    /// Reads the elements of an array just opened, as long as they are
+    /// numbers: the common shape of observations and masks, checked here
+    /// without the general loop's per-value bookkeeping.
+    fn number_run(&mut self) -> Run {
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Run::Closed;
+        }
+        loop {
+            match self.peek() {
+                Some(b'-' | b'0'..=b'9') => {}
+                _ => return Run::Other,
+            }
+            if !self.number() {
+                return Run::Invalid;
+            }
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.skip_ws();
+                }
+                Some(b']') => {
+                    self.pos += 1;
+                    return Run::Closed;
+                }
+                _ => return Run::Invalid,
+            }
+        }
+    }
+
+    fn number(&mut self) -> bool {
+        let text = self.text;
+        let mut p = self.pos;
+        let digits = |p: usize| skip_digits(text, p);
+
+        if text.get(p) == Some(&b'-') {
+            p += 1;
+        }
+        match text.get(p) {
+            Some(b'0') => p += 1,
+            Some(b'1'..=b'9') => p = digits(p + 1),
+            _ => return false,
+        }
+        if text.get(p) == Some(&b'.') {
+            let end = digits(p + 1);
+            if end == p + 1 {
+                return false;
+            }
+            p = end;
+        }
+        if let Some(b'e' | b'E') = text.get(p) {
+            p += 1;
+            if let Some(b'+' | b'-') = text.get(p) {
+                p += 1;
+            }
+            let end = digits(p);
+            if end == p {
+                return false;
+            }
+            p = end;
+        }
+        self.pos = p;
+        true
+    }
+
+    fn literal(&mut self, word: &[u8]) -> bool {
+        if self.text[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Returns the position of the first byte at or after `p` that is not an
+/// ASCII digit. Looks at eight bytes per step while they are available.
+fn skip_digits(text: &[u8], mut p: usize) -> usize {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = text.get(p..p + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("the slice has 8 bytes"));
+        // A digit becomes 0..=9; adding 0x76 to the low seven bits sets a
+        // byte's high bit exactly when it held more than 9, and the OR
+        // with `v` flags bytes that had it set already. No carry crosses
+        // a byte, because (0x7f + 0x76) < 0x100.
+        let v = word ^ 0x3030_3030_3030_3030;
+        let non_digits = (((v & LOW7) + 0x7676_7676_7676_7676) | v) & HIGH;
+        if non_digits != 0 {
+            return p + (non_digits.trailing_zeros() / 8) as usize;
+        }
+        p += 8;
+    }
+    while p < text.len() && text[p].is_ascii_digit() {
+        p += 1;
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_digits_finds_first_non_digit() {
+        for text in ["", "1", "12345678", "123456789", "12345678x", "1234567/", "0123:", "9a", "x"] {
+            let expected = text.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(text.len());
+            assert_eq!(skip_digits(text.as_bytes(), 0), expected, "{text:?}");
+        }
+        for b in 0..=255u8 {
+            let mut text = *b"00000000";
+            text[3] = b;
+            let expected = if b.is_ascii_digit() { 8 } else { 3 };
+            assert_eq!(skip_digits(&text, 0), expected, "byte {b}");
+        }
+    }
+}
