@@ -81,6 +81,11 @@ pub struct ConsumerOptions {
     /// fsync each output write before archiving its lot, and every
     /// directory after a rename in it.
     pub durable: bool,
+    /// Wake [`Consumer::run`](crate::Consumer::run) through an inotify
+    /// watch on `incoming/` as soon as a lot is published, with a full
+    /// listing every `poll_interval` as a safety net. When false, or when
+    /// the watch cannot be set up, the consumer only polls.
+    pub watch: bool,
     /// Parse every line of every lot as JSON. When false, lots that carry
     /// a checksum (which only diskq producers write, after validating each
     /// line) are checked by CRC-32, line count and line form (UTF-8, `{`
@@ -101,6 +106,7 @@ impl Default for ConsumerOptions {
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             durable: false,
             full_validation: false,
+            watch: true,
             recover_interval: Some(Duration::from_secs(10)),
         }
     }

@@ -24,6 +24,7 @@ use crate::json::validate_line;
 use crate::lot::{ClaimName, QueuePaths, ReadyName, DONE_SUFFIX, PART_SUFFIX, READY_SUFFIX};
 use crate::output::OutputFile;
 use crate::recovery;
+use crate::watch::Watch;
 
 /// Size of the buffer in front of an output file, and of the lot reader.
 const IO_BUFFER: usize = 256 * 1024;
@@ -197,11 +198,19 @@ impl Consumer {
     ///
     /// Only what [`Consumer::close`] returns.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<ConsumerStats> {
+        let watch = if self.opts.watch {
+            self.start_watch()
+        } else {
+            None
+        };
         while !stop.load(Ordering::Relaxed) {
             if let Err(e) = self.poll_until(stop) {
                 log::error!(target: "queue_consumer", "poll failed, will retry: {e}");
             }
-            sleep_unless(stop, self.opts.poll_interval);
+            match &watch {
+                Some(watch) => wait_for_lot(watch, stop, self.opts.poll_interval),
+                None => sleep_unless(stop, self.opts.poll_interval),
+            }
         }
         self.close()?;
         Ok(self.stats)
@@ -242,6 +251,21 @@ impl Consumer {
     /// Returns the folder the output files are written to.
     pub fn output_dir(&self) -> &Path {
         &self.output_dir
+    }
+
+    fn start_watch(&self) -> Option<Watch> {
+        match Watch::new(&self.paths.incoming) {
+            Ok(watch) => Some(watch),
+            Err(e) => {
+                log::warn!(
+                    target: "queue_consumer",
+                    "cannot watch {}, polling every {:?} instead: {e}",
+                    self.paths.incoming.display(),
+                    self.opts.poll_interval
+                );
+                None
+            }
+        }
     }
 
     fn recover_self(&mut self) -> Result<()> {
@@ -678,6 +702,28 @@ fn write_out(
 ) -> std::result::Result<(), LotError> {
     fsio::write_all_at(&out.file, buf, offset)
         .map_err(|(_, e)| LotError::Io(Error::io("write output file", path, e)))
+}
+
+/// Waits until a lot may have arrived, `stop` is set or `total` passed.
+/// Checks `stop` at least every 50 ms, since the flag may be set by a
+/// thread that cannot interrupt the wait.
+fn wait_for_lot(watch: &Watch, stop: &AtomicBool, total: Duration) {
+    let start = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let left = total.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return;
+        }
+        match watch.wait(left.min(Duration::from_millis(50))) {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => {
+                log::warn!(target: "queue_consumer", "watch failed, sleeping instead: {e}");
+                sleep_unless(stop, left);
+                return;
+            }
+        }
+    }
 }
 
 fn sleep_unless(stop: &AtomicBool, total: Duration) {

@@ -64,6 +64,7 @@ mod output;
 mod producer;
 mod recovery;
 mod stat;
+mod watch;
 
 pub use config::{
     ConsumerOptions, ProducerOptions, DEFAULT_CONSUMER_ID, DEFAULT_MAX_LINE_BYTES,

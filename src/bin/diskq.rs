@@ -53,6 +53,9 @@ enum Command {
         /// checksum already vouches for them.
         #[arg(long)]
         full_validation: bool,
+        /// Poll at the interval only, without an inotify watch on incoming/.
+        #[arg(long)]
+        no_watch: bool,
         /// Run one poll cycle and exit instead of running until a signal.
         #[arg(long)]
         once: bool,
@@ -99,6 +102,7 @@ fn main() -> ExitCode {
             max_lines,
             durable,
             full_validation,
+            no_watch,
             once,
         } => {
             let opts = ConsumerOptions {
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
                 max_output_lines: max_lines,
                 durable,
                 full_validation,
+                watch: !no_watch,
                 ..ConsumerOptions::default()
             };
             consume(&queue, opts, once)
