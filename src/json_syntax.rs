@@ -7,12 +7,19 @@
 /// Returns true if `text` is one JSON value, with optional whitespace
 /// around it.
 pub(crate) fn is_json(text: &[u8]) -> bool {
-    Checker { text, pos: 0, inline: [0; INLINE_DEPTH], depth: 0, deep: Vec::new() }.run()
+    Checker {
+        text,
+        pos: 0,
+        inline: [0; INLINE_DEPTH],
+        depth: 0,
+        deep: Vec::new(),
+    }
+    .run()
 }
 
 const INLINE_DEPTH: usize = 32;
 
-/// How a run of numbers at the start of an array ended.
+/// End state of a run of numbers at the start of an array.
 enum Run {
     /// The array closed after numbers only (or was empty).
     Closed,
@@ -37,7 +44,9 @@ impl Checker<'_> {
         loop {
             // A value starts here.
             self.skip_ws();
-            let Some(&b) = self.text.get(self.pos) else { return false };
+            let Some(&b) = self.text.get(self.pos) else {
+                return false;
+            };
             let ok = match b {
                 b'{' => {
                     self.pos += 1;
@@ -157,7 +166,9 @@ impl Checker<'_> {
         self.pos += 1;
         loop {
             let rest = &self.text[self.pos..];
-            let Some(i) = memchr::memchr2(b'"', b'\\', rest) else { return false };
+            let Some(i) = memchr::memchr2(b'"', b'\\', rest) else {
+                return false;
+            };
             if rest[..i].iter().any(|&c| c < 0x20) {
                 return false;
             }
@@ -285,8 +296,21 @@ mod tests {
 
     #[test]
     fn skip_digits_finds_first_non_digit() {
-        for text in ["", "1", "12345678", "123456789", "12345678x", "1234567/", "0123:", "9a", "x"] {
-            let expected = text.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(text.len());
+        for text in [
+            "",
+            "1",
+            "12345678",
+            "123456789",
+            "12345678x",
+            "1234567/",
+            "0123:",
+            "9a",
+            "x",
+        ] {
+            let expected = text
+                .bytes()
+                .position(|b| !b.is_ascii_digit())
+                .unwrap_or(text.len());
             assert_eq!(skip_digits(text.as_bytes(), 0), expected, "{text:?}");
         }
         for b in 0..=255u8 {
