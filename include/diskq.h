@@ -86,6 +86,21 @@ typedef struct dq_consumer_options {
    * by CRC-32, line count and line form only.
    */
   uint8_t full_validation;
+  /**
+   * 1: compress archived lots into `.done.gz` (needs the `gzip`
+   * feature, on by default).
+   */
+  uint8_t compress_archive;
+  /**
+   * Archived lots older than this many milliseconds are deleted; 0
+   * keeps them.
+   */
+  uint64_t archive_max_age_ms;
+  /**
+   * The oldest archived lots are deleted until the archive fits in
+   * this many bytes; 0 means no limit.
+   */
+  uint64_t archive_max_bytes;
 } dq_consumer_options;
 
 /**
@@ -281,7 +296,7 @@ extern "C" {
  * Fills `*out` with the default consumer options: output folder
  * "dataset/transitions", id "main", 5000 lines per output file, 16 MiB
  * maximum line, durable off, dead-producer scan every 10000 ms, full
- * validation off.
+ * validation off, archive kept plain and whole.
  *
  * Thread safety: any thread.
  *

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::archive::Retention;
+
 /// Default maximum number of transitions in one lot.
 pub const DEFAULT_MAX_LOT_LINES: u64 = 500;
 /// Default maximum size of one lot, in bytes.
@@ -81,6 +83,16 @@ pub struct ConsumerOptions {
     /// fsync each output write before archiving its lot, and every
     /// directory after a rename in it.
     pub durable: bool,
+    /// Compress each archived lot into `archive/<lot>.done.gz` (needs the
+    /// `gzip` feature). Lots are compressed at the end of each poll, off
+    /// the path between claim and archive.
+    pub compress_archive: bool,
+    /// Limits on what `archive/` keeps; the oldest lots beyond them are
+    /// deleted. No limit by default.
+    pub retention: Retention,
+    /// How often the retention limits are applied. Applying them lists
+    /// `archive/`, so it is kept off every poll.
+    pub retention_interval: Duration,
     /// Wake [`Consumer::run`](crate::Consumer::run) through an inotify
     /// watch on `incoming/` as soon as a lot is published, with a full
     /// listing every `poll_interval` as a safety net. When false, or when
@@ -107,6 +119,9 @@ impl Default for ConsumerOptions {
             durable: false,
             full_validation: false,
             watch: true,
+            compress_archive: false,
+            retention: Retention::default(),
+            retention_interval: Duration::from_secs(60),
             recover_interval: Some(Duration::from_secs(10)),
         }
     }

@@ -15,8 +15,9 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use crate::archive::{self, Retention};
 use crate::config::ConsumerOptions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fsio;
@@ -49,6 +50,10 @@ pub struct Consumer {
     // only recovery can sort out; the next poll runs it first.
     needs_recovery: bool,
     last_part_scan: Option<Instant>,
+
+    // Archived lots waiting for compression, and when retention last ran.
+    to_compress: Vec<PathBuf>,
+    last_retention: Option<Instant>,
     warned_names: std::collections::HashSet<String>,
 
     line: Vec<u8>,
@@ -126,6 +131,7 @@ impl Consumer {
             return Err(Error::new(ErrorKind::Locked, msg));
         }
         record_output_dir(&paths, id, &output_dir)?;
+        archive::remove_temp_files(&paths.processing, &temp_prefix(id))?;
 
         let report = recovery::recover_consumer(&paths, id, &output_dir, opts.durable)?;
         if report.returned > 0 {
@@ -149,6 +155,8 @@ impl Consumer {
             output: None,
             closed: false,
             needs_recovery: false,
+            to_compress: Vec::new(),
+            last_retention: None,
             last_part_scan: None,
             warned_names: Default::default(),
             line: Vec::new(),
@@ -187,6 +195,8 @@ impl Consumer {
             self.consume(&name, &mut report)?;
         }
         report.current_output = self.output.as_ref().map(OutputFile::path);
+        self.compress_archived();
+        self.apply_retention_if_due();
         Ok(report)
     }
 
@@ -232,6 +242,7 @@ impl Consumer {
                 self.stats.finished_files += 1;
             }
         }
+        self.compress_archived();
         self.closed = true;
         log::info!(
             target: "queue_consumer",
@@ -251,6 +262,46 @@ impl Consumer {
     /// Returns the folder the output files are written to.
     pub fn output_dir(&self) -> &Path {
         &self.output_dir
+    }
+
+    /// Compresses the lots archived since the last call. A failure is
+    /// logged and leaves the plain `.done` file, which is still complete.
+    fn compress_archived(&mut self) {
+        #[cfg(feature = "gzip")]
+        for done in std::mem::take(&mut self.to_compress) {
+            let prefix = temp_prefix(&self.opts.consumer_id);
+            if let Err(e) =
+                archive::compress(&done, &self.paths.processing, &prefix, self.opts.durable)
+            {
+                log::error!(target: "queue_consumer", "compressing an archived lot failed, keeping it plain: {e}");
+            }
+        }
+    }
+
+    fn apply_retention_if_due(&mut self) {
+        let policy = self.opts.retention;
+        if policy == Retention::default() {
+            return;
+        }
+        if self
+            .last_retention
+            .is_some_and(|t| t.elapsed() < self.opts.retention_interval)
+        {
+            return;
+        }
+        self.last_retention = Some(Instant::now());
+        match archive::apply_retention(&self.paths.archive, &policy, SystemTime::now()) {
+            Ok(r) if r.deleted > 0 => log::info!(
+                target: "queue_consumer",
+                "retention deleted {} archived lots ({} bytes)",
+                r.deleted,
+                r.bytes
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                log::error!(target: "queue_consumer", "applying archive retention failed: {e}")
+            }
+        }
     }
 
     fn start_watch(&self) -> Option<Watch> {
@@ -372,7 +423,7 @@ impl Consumer {
         }
 
         let archived = self.paths.archive.join(format!("{name}{DONE_SUFFIX}"));
-        if archived.exists() {
+        if archive::is_archived(&self.paths.archive, name) {
             let reason =
                 "a lot with this name is already archived, so its lines were consumed before";
             return self.quarantine(&claimed, name, reason, report);
@@ -406,6 +457,9 @@ impl Consumer {
         if let Err(e) = fsio::rename_noreplace(&claimed, &archived) {
             self.needs_recovery = true;
             return Err(Error::io("archive lot as", &archived, e));
+        }
+        if self.opts.compress_archive {
+            self.to_compress.push(archived);
         }
         out.len += bytes;
         out.lines += lines;
@@ -608,6 +662,11 @@ fn check_options(opts: &ConsumerOptions) -> Result<()> {
             format!("invalid consumer id `{id}`: use 1 to 32 ASCII letters, digits, `-` or `_`");
         return Err(Error::new(ErrorKind::InvalidConfig, msg));
     }
+    if opts.compress_archive && !cfg!(feature = "gzip") {
+        let msg =
+            "invalid consumer option: compress_archive needs diskq built with the `gzip` feature";
+        return Err(Error::new(ErrorKind::InvalidConfig, msg));
+    }
     if opts.max_output_lines == 0 || opts.max_line_bytes == 0 {
         let msg =
             "invalid consumer option: max_output_lines and max_line_bytes must be greater than 0";
@@ -637,6 +696,12 @@ fn record_output_dir(paths: &QueuePaths, id: &str, output_dir: &Path) -> Result<
     text.push(b'\n');
     std::fs::write(&temp, text).map_err(|e| Error::io("write", &temp, e))?;
     std::fs::rename(&temp, &record).map_err(|e| Error::io("rename", &record, e))
+}
+
+/// Returns the prefix of the temporary files consumer `id` writes while
+/// compressing, in `processing/`.
+fn temp_prefix(id: &str) -> String {
+    format!(".gz-{id}-")
 }
 
 /// Reads the output folder recorded for consumer `id`, if any.

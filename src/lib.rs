@@ -52,6 +52,7 @@
 
 #![deny(missing_docs)]
 
+mod archive;
 mod config;
 mod consumer;
 mod error;
@@ -66,6 +67,7 @@ mod recovery;
 mod stat;
 mod watch;
 
+pub use archive::{apply_retention, Retention, RetentionReport, DONE_GZ_SUFFIX};
 pub use config::{
     ConsumerOptions, ProducerOptions, DEFAULT_CONSUMER_ID, DEFAULT_MAX_LINE_BYTES,
     DEFAULT_MAX_LOT_AGE, DEFAULT_MAX_LOT_BYTES, DEFAULT_MAX_LOT_LINES, DEFAULT_MAX_OUTPUT_LINES,

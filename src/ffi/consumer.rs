@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 
 use super::boundary::{check_null, flag, guard, path_arg, try_status};
 use super::status::*;
+use crate::archive::Retention;
 use crate::config::ConsumerOptions;
 use crate::consumer::Consumer;
 
@@ -45,6 +46,15 @@ pub struct dq_consumer_options {
     /// 1: parse every line as JSON. 0: lots with a checksum are checked
     /// by CRC-32, line count and line form only.
     pub full_validation: u8,
+    /// 1: compress archived lots into `.done.gz` (needs the `gzip`
+    /// feature, on by default).
+    pub compress_archive: u8,
+    /// Archived lots older than this many milliseconds are deleted; 0
+    /// keeps them.
+    pub archive_max_age_ms: u64,
+    /// The oldest archived lots are deleted until the archive fits in
+    /// this many bytes; 0 means no limit.
+    pub archive_max_bytes: u64,
 }
 
 /// Counts of what one `dq_consumer_poll` did.
@@ -66,7 +76,7 @@ pub struct dq_poll_result {
 /// Fills `*out` with the default consumer options: output folder
 /// "dataset/transitions", id "main", 5000 lines per output file, 16 MiB
 /// maximum line, durable off, dead-producer scan every 10000 ms, full
-/// validation off.
+/// validation off, archive kept plain and whole.
 ///
 /// Thread safety: any thread.
 ///
@@ -87,6 +97,9 @@ pub unsafe extern "C" fn dq_consumer_options_default(out: *mut dq_consumer_optio
             durable: u8::from(d.durable),
             recover_interval_ms: d.recover_interval.map_or(0, |i| i.as_millis() as u64),
             full_validation: u8::from(d.full_validation),
+            compress_archive: u8::from(d.compress_archive),
+            archive_max_age_ms: 0,
+            archive_max_bytes: 0,
         };
         // SAFETY: not NULL; the caller promises writable memory.
         unsafe { out.write(options) };
@@ -115,6 +128,11 @@ unsafe fn convert_options(o: &dq_consumer_options) -> Result<ConsumerOptions, dq
     })?;
     opts.durable = flag(o.durable, "durable")?;
     opts.full_validation = flag(o.full_validation, "full_validation")?;
+    opts.compress_archive = flag(o.compress_archive, "compress_archive")?;
+    opts.retention = Retention {
+        max_age: (o.archive_max_age_ms > 0).then(|| Duration::from_millis(o.archive_max_age_ms)),
+        max_bytes: (o.archive_max_bytes > 0).then_some(o.archive_max_bytes),
+    };
     opts.recover_interval =
         (o.recover_interval_ms > 0).then(|| Duration::from_millis(o.recover_interval_ms));
     Ok(opts)
