@@ -93,6 +93,9 @@ pub struct ConsumerOptions {
     /// How often the retention limits are applied. Applying them lists
     /// `archive/`, so it is kept off every poll.
     pub retention_interval: Duration,
+    /// [`Consumer::run`](crate::Consumer::run) logs a one-line summary
+    /// (throughput, backlog, totals) at this interval. `None` turns it off.
+    pub summary_interval: Option<Duration>,
     /// Wake [`Consumer::run`](crate::Consumer::run) through an inotify
     /// watch on `incoming/` as soon as a lot is published, with a full
     /// listing every `poll_interval` as a safety net. When false, or when
@@ -122,6 +125,7 @@ impl Default for ConsumerOptions {
             compress_archive: false,
             retention: Retention::default(),
             retention_interval: Duration::from_secs(60),
+            summary_interval: Some(Duration::from_secs(60)),
             recover_interval: Some(Duration::from_secs(10)),
         }
     }

@@ -54,6 +54,7 @@ pub struct Consumer {
     // Archived lots waiting for compression, and when retention last ran.
     to_compress: Vec<PathBuf>,
     last_retention: Option<Instant>,
+    backlog: u64,
     warned_names: std::collections::HashSet<String>,
 
     line: Vec<u8>,
@@ -157,6 +158,7 @@ impl Consumer {
             needs_recovery: false,
             to_compress: Vec::new(),
             last_retention: None,
+            backlog: 0,
             last_part_scan: None,
             warned_names: Default::default(),
             line: Vec::new(),
@@ -188,11 +190,14 @@ impl Consumer {
         }
         self.scan_parts_if_due();
 
-        for name in self.list_ready()? {
+        let names = self.list_ready()?;
+        self.backlog = names.len() as u64;
+        for name in names {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
             self.consume(&name, &mut report)?;
+            self.backlog -= 1;
         }
         report.current_output = self.output.as_ref().map(OutputFile::path);
         self.compress_archived();
@@ -213,9 +218,16 @@ impl Consumer {
         } else {
             None
         };
+        let mut summary = (Instant::now(), self.stats);
         while !stop.load(Ordering::Relaxed) {
             if let Err(e) = self.poll_until(stop) {
                 log::error!(target: "queue_consumer", "poll failed, will retry: {e}");
+            }
+            if let Some(interval) = self.opts.summary_interval {
+                if summary.0.elapsed() >= interval {
+                    self.log_summary(summary.0.elapsed(), &summary.1);
+                    summary = (Instant::now(), self.stats);
+                }
             }
             match &watch {
                 Some(watch) => wait_for_lot(watch, stop, self.opts.poll_interval),
@@ -252,6 +264,27 @@ impl Consumer {
             self.stats.lines
         );
         Ok(())
+    }
+
+    /// Returns the number of `.ready` lots the last poll found and did
+    /// not consume.
+    pub fn backlog(&self) -> u64 {
+        self.backlog
+    }
+
+    fn log_summary(&self, elapsed: Duration, before: &ConsumerStats) {
+        let secs = elapsed.as_secs_f64().max(1e-3);
+        let lines = self.stats.lines - before.lines;
+        let lots = self.stats.lots - before.lots;
+        log::info!(
+            target: "queue_consumer",
+            "summary: {:.0} lines/s, {:.1} lots/s, backlog {} lots, {} lines in total, {} quarantined",
+            lines as f64 / secs,
+            lots as f64 / secs,
+            self.backlog,
+            self.stats.lines,
+            self.stats.quarantined
+        );
     }
 
     /// Returns the consumer's counters.
