@@ -538,7 +538,7 @@ impl Consumer {
         let mut reader = BufReader::with_capacity(IO_BUFFER, file);
         let mut crc = crc32fast::Hasher::new();
         let mut offset = out.len;
-        let (mut lines, mut bytes) = (0u64, 0u64);
+        let mut lines = 0u64;
         let mut ends_in_newline = true;
         self.out_buf.clear();
 
@@ -574,13 +574,18 @@ impl Consumer {
                 Err(e) => return Err(LotError::Invalid(format!("line {}: {e}", lines + 1))),
             };
             lines += 1;
-            self.out_buf.extend_from_slice(&body);
+            if body.len() >= IO_BUFFER {
+                // A long line is written from where it lies rather than
+                // copied into the buffer, so memory holds it only once.
+                flush_out(out, &mut self.out_buf, &mut offset, &out_path)?;
+                write_out(out, &body, offset, &out_path)?;
+                offset += body.len() as u64;
+            } else {
+                self.out_buf.extend_from_slice(&body);
+            }
             self.out_buf.push(b'\n');
             if self.out_buf.len() >= IO_BUFFER {
-                write_out(out, &self.out_buf, offset, &out_path)?;
-                offset += self.out_buf.len() as u64;
-                bytes += self.out_buf.len() as u64;
-                self.out_buf.clear();
+                flush_out(out, &mut self.out_buf, &mut offset, &out_path)?;
             }
         }
 
@@ -600,10 +605,8 @@ impl Consumer {
                 return Err(LotError::Invalid(msg));
             }
         }
-        write_out(out, &self.out_buf, offset, &out_path)?;
-        bytes += self.out_buf.len() as u64;
-        self.out_buf.clear();
-        Ok((lines, bytes))
+        flush_out(out, &mut self.out_buf, &mut offset, &out_path)?;
+        Ok((lines, offset - out.len))
     }
 
     /// Cuts the output back to its committed length after a rejected lot.
@@ -790,6 +793,19 @@ fn read_line<R: BufRead>(reader: &mut R, buf: &mut Vec<u8>, limit: usize) -> io:
             return Ok(buf.len());
         }
     }
+}
+
+/// Writes the buffer at `offset`, advances the offset and empties it.
+fn flush_out(
+    out: &OutputFile,
+    buf: &mut Vec<u8>,
+    offset: &mut u64,
+    path: &Path,
+) -> std::result::Result<(), LotError> {
+    write_out(out, buf, *offset, path)?;
+    *offset += buf.len() as u64;
+    buf.clear();
+    Ok(())
 }
 
 fn write_out(

@@ -115,3 +115,26 @@ fn output_rolls_over_at_lot_boundaries() {
     assert!(counts.values().all(|&n| n <= 1000), "{counts:?}");
     assert_eq!(counts.values().sum::<usize>(), 3000);
 }
+
+#[test]
+fn long_lines_pass_through_intact() {
+    let root = tempfile::tempdir().unwrap();
+    let queue = root.path().join("q");
+    let out = root.path().join("out");
+    std::fs::create_dir(&queue).unwrap();
+
+    let producer = Producer::open(&queue, ProducerOptions::default()).unwrap();
+    let mut expected = Vec::new();
+    for (seq, len) in [10usize, 300_000, 10, 70_000, 10].into_iter().enumerate() {
+        let mut t = transition(7, "pL", seq as u64);
+        t.obs = (0..len).map(|i| i as f32 / 7.0).collect();
+        producer.push(&t).unwrap();
+        expected.push(t);
+    }
+    producer.close().unwrap();
+
+    let mut consumer = Consumer::open(&queue, consumer_opts(&out)).unwrap();
+    assert_eq!(consumer.poll().unwrap().lines, 5);
+    consumer.close().unwrap();
+    assert_eq!(read_output(&out), expected);
+}
