@@ -433,8 +433,8 @@ dq_status dq_producer_open(const char *dir,
 
 /**
  * Pushes one JSON object of `len` bytes at `json` (UTF-8, no NUL
- * needed, one optional trailing newline). Line breaks between tokens
- * are removed.
+ * needed). Whitespace and line breaks around and between tokens are
+ * allowed; line breaks are removed.
  *
  * Errors: DQ_STATUS_INVALID_JSON, DQ_STATUS_NON_FINITE (a NaN or
  * Infinity token, with the field named), DQ_STATUS_LINE_TOO_LONG,

@@ -48,6 +48,21 @@ pub struct ProducerOptions {
     pub durable: bool,
     /// Publish the `.part` files of dead producers when opening.
     pub recover_on_open: bool,
+    /// The encoding of the lots this producer writes.
+    pub format: LotFormat,
+}
+
+/// How a producer encodes transitions in its lots. Consumers read both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LotFormat {
+    /// One JSON object per line: readable with `cat`, any JSON accepted.
+    #[default]
+    Json,
+    /// Length-prefixed binary records with their own CRC-32, float32 obs
+    /// and a bit-packed mask. Holds transitions only; consumers turn them
+    /// into the same JSON lines as [`LotFormat::Json`].
+    Binary,
 }
 
 impl Default for ProducerOptions {
@@ -61,6 +76,7 @@ impl Default for ProducerOptions {
             write_buffer_bytes: 64 * 1024,
             durable: false,
             recover_on_open: true,
+            format: LotFormat::Json,
         }
     }
 }

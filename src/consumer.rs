@@ -18,10 +18,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::archive::{self, Retention};
+use crate::binary;
 use crate::config::ConsumerOptions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fsio;
-use crate::json::validate_line;
+use crate::json::{encode_transition, validate_line};
 use crate::lot::{ClaimName, QueuePaths, ReadyName, DONE_SUFFIX, PART_SUFFIX, READY_SUFFIX};
 use crate::output::OutputFile;
 use crate::recovery;
@@ -115,8 +116,14 @@ impl Consumer {
         let dir = dir.as_ref();
         check_options(&opts)?;
         let paths = QueuePaths::prepare(dir)?;
-        std::fs::create_dir_all(&opts.output_dir)
-            .map_err(|e| Error::io("create output folder", &opts.output_dir, e))?;
+        if let Err(e) = std::fs::create_dir_all(&opts.output_dir) {
+            let out = opts.output_dir.display();
+            if crate::lot::is_unusable_path(&e) || e.kind() == io::ErrorKind::AlreadyExists {
+                let msg = format!("output folder {out} is unusable: {e}");
+                return Err(Error::new(ErrorKind::InvalidConfig, msg));
+            }
+            return Err(Error::io("create output folder", &opts.output_dir, e));
+        }
         let output_dir = std::fs::canonicalize(&opts.output_dir)
             .map_err(|e| Error::io("resolve output folder", &opts.output_dir, e))?;
 
@@ -529,13 +536,19 @@ impl Consumer {
             }
             Err(e) => return Err(LotError::Io(Error::io("open lot", claimed, e))),
         };
+        let mut reader = BufReader::with_capacity(IO_BUFFER, file);
+        let head = reader.fill_buf();
+        let head = head.map_err(|e| LotError::Io(Error::io("read lot", claimed, e)))?;
+        if head.starts_with(binary::MAGIC) {
+            return self.copy_binary_lot(reader, claimed, ready);
+        }
+
         let out = self
             .output
             .as_ref()
             .expect("consume opens the output first");
         let out_path = out.path();
         let max_line = self.opts.max_line_bytes;
-        let mut reader = BufReader::with_capacity(IO_BUFFER, file);
         let mut crc = crc32fast::Hasher::new();
         let mut offset = out.len;
         let mut lines = 0u64;
@@ -607,6 +620,77 @@ impl Consumer {
         }
         flush_out(out, &mut self.out_buf, &mut offset, &out_path)?;
         Ok((lines, offset - out.len))
+    }
+
+    /// Streams a claimed binary lot into the output as JSON lines, checking
+    /// each record's checksum and the lot's. Returns (records, bytes).
+    fn copy_binary_lot(
+        &mut self,
+        mut reader: BufReader<File>,
+        claimed: &Path,
+        ready: &ReadyName,
+    ) -> std::result::Result<(u64, u64), LotError> {
+        let out = self
+            .output
+            .as_ref()
+            .expect("consume opens the output first");
+        let out_path = out.path();
+        let max_len = self.opts.max_line_bytes;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(binary::MAGIC);
+        reader.consume(binary::MAGIC.len());
+        let mut offset = out.len;
+        let mut records = 0u64;
+        self.out_buf.clear();
+
+        loop {
+            let invalid = |msg: String| LotError::Invalid(format!("record {}: {msg}", records + 1));
+            let io_error = |e| LotError::Io(Error::io("read lot", claimed, e));
+            let mut header = [0u8; binary::RECORD_HEADER];
+            match read_full(&mut reader, &mut header).map_err(io_error)? {
+                0 => break,
+                binary::RECORD_HEADER => {}
+                n => return Err(invalid(format!("torn header of {n} bytes"))),
+            }
+            let (len, record_crc) = binary::parse_header(&header);
+            if len > max_len {
+                return Err(invalid(format!(
+                    "{len} bytes exceed the maximum of {max_len}"
+                )));
+            }
+            self.line.resize(len, 0);
+            if read_full(&mut reader, &mut self.line).map_err(io_error)? < len {
+                return Err(invalid("ends before its payload does".into()));
+            }
+            crc.update(&header);
+            crc.update(&self.line);
+            if crc32fast::hash(&self.line) != record_crc {
+                return Err(invalid("checksum mismatch".into()));
+            }
+            let decoded = binary::decode_payload(&self.line).map_err(invalid)?;
+            encode_transition(&decoded.as_ref(), &mut self.out_buf)
+                .map_err(|e| invalid(e.to_string()))?;
+            records += 1;
+            if self.out_buf.len() >= IO_BUFFER {
+                flush_out(out, &mut self.out_buf, &mut offset, &out_path)?;
+            }
+        }
+
+        if records == 0 {
+            return Err(LotError::Invalid("empty lot".into()));
+        }
+        if let Some((want_records, want_crc)) = ready.checksum {
+            let got_crc = crc.finalize();
+            if want_records != records || want_crc != got_crc {
+                let msg = format!(
+                    "checksum mismatch: name records {want_records} records and crc32 \
+                     {want_crc:08x}, file holds {records} records and crc32 {got_crc:08x}"
+                );
+                return Err(LotError::Invalid(msg));
+            }
+        }
+        flush_out(out, &mut self.out_buf, &mut offset, &out_path)?;
+        Ok((records, offset - out.len))
     }
 
     /// Cuts the output back to its committed length after a rejected lot.
@@ -793,6 +877,20 @@ fn read_line<R: BufRead>(reader: &mut R, buf: &mut Vec<u8>, limit: usize) -> io:
             return Ok(buf.len());
         }
     }
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_full<R: io::Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match reader.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 /// Writes the buffer at `offset`, advances the offset and empties it.

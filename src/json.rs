@@ -150,7 +150,7 @@ fn encode_fields(t: &TransitionRef<'_>, out: &mut Vec<u8>) -> Result<()> {
     Ok(())
 }
 
-fn non_finite(field: &str, value: f64) -> Error {
+pub(crate) fn non_finite(field: &str, value: f64) -> Error {
     let msg = format!(
         "invalid transition: {field} is {value}, and JSON cannot represent NaN or infinities"
     );

@@ -53,6 +53,7 @@
 #![deny(missing_docs)]
 
 mod archive;
+mod binary;
 mod config;
 mod consumer;
 mod error;
@@ -68,8 +69,9 @@ mod stat;
 mod watch;
 
 pub use archive::{apply_retention, Retention, RetentionReport, DONE_GZ_SUFFIX};
+pub use binary::{lot_to_json_lines, MAGIC as BINARY_LOT_MAGIC};
 pub use config::{
-    ConsumerOptions, ProducerOptions, DEFAULT_CONSUMER_ID, DEFAULT_MAX_LINE_BYTES,
+    ConsumerOptions, LotFormat, ProducerOptions, DEFAULT_CONSUMER_ID, DEFAULT_MAX_LINE_BYTES,
     DEFAULT_MAX_LOT_AGE, DEFAULT_MAX_LOT_BYTES, DEFAULT_MAX_LOT_LINES, DEFAULT_MAX_OUTPUT_LINES,
     DEFAULT_OUTPUT_DIR, DEFAULT_POLL_INTERVAL,
 };

@@ -88,6 +88,12 @@ impl QueuePaths {
                 );
                 return Err(Error::new(ErrorKind::InvalidConfig, msg));
             }
+            // A path that cannot name a directory at all is the caller's
+            // mistake, like a missing one, not a failing disk.
+            Err(e) if is_unusable_path(&e) => {
+                let msg = format!("queue path {} is unusable: {e}", root.display());
+                return Err(Error::new(ErrorKind::InvalidConfig, msg));
+            }
             Err(e) => return Err(Error::io("open queue directory", root, e)),
         }
         let paths = QueuePaths::new(root);
@@ -151,6 +157,15 @@ fn parse_checksum(stem: &str) -> Option<(u64, u32)> {
         return None;
     }
     Some((lines.parse().ok()?, u32::from_str_radix(crc, 16).ok()?))
+}
+
+/// Returns true for errors that say a path cannot be used as given:
+/// a file where a directory is expected, a name too long, a symlink loop.
+pub(crate) fn is_unusable_path(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOTDIR | libc::ENAMETOOLONG | libc::ELOOP)
+    )
 }
 
 fn is_writable(dir: &Path) -> bool {

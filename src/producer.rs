@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::config::ProducerOptions;
+use crate::binary;
+use crate::config::{LotFormat, ProducerOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fsio;
 use crate::json::{encode_transition, validate_line, Transition, TransitionRef};
@@ -150,14 +151,19 @@ impl Producer {
         SCRATCH.with(|scratch| {
             let mut line = scratch.borrow_mut();
             line.clear();
-            encode_transition(t, &mut line)?;
+            match self.shared.opts.format {
+                LotFormat::Json => encode_transition(t, &mut line)?,
+                LotFormat::Binary => binary::encode_record(t, &mut line)?,
+            }
             self.check_len(line.len() - 1)?;
             self.shared.accept(&line)
         })
     }
 
-    /// Pushes one already-serialized JSON object. A trailing newline is
-    /// optional; line breaks between tokens are removed.
+    /// Pushes one already-serialized JSON object. Whitespace and line
+    /// breaks around and between tokens are allowed; line breaks are
+    /// removed. With [`LotFormat::Binary`] the object must be a
+    /// [`Transition`].
     ///
     /// # Errors
     ///
@@ -168,6 +174,13 @@ impl Producer {
         let max = self.shared.opts.max_line_bytes;
         let body = validate_line(line, max.saturating_add(2))?;
         self.check_len(body.len())?;
+        if self.shared.opts.format == LotFormat::Binary {
+            let t: Transition = serde_json::from_slice(&body).map_err(|e| {
+                let msg = format!("invalid JSON line: binary lots hold transitions only: {e}");
+                Error::new(ErrorKind::InvalidJson, msg)
+            })?;
+            return self.push(&t);
+        }
         SCRATCH.with(|scratch| {
             let mut line = scratch.borrow_mut();
             line.clear();
@@ -342,6 +355,9 @@ impl Shared {
         }
         if st.lot.is_none() {
             st.lot = Some(self.start_lot()?);
+            if opts.format == LotFormat::Binary {
+                st.buf.extend_from_slice(binary::MAGIC);
+            }
         }
 
         let mark = st.buf.len();
@@ -506,7 +522,8 @@ impl Shared {
     /// Removes a `.part` that holds no line, so closing leaves no litter.
     fn discard_empty_lot(&self, st: &mut State) {
         if let Some(lot) = st.lot.take() {
-            if lot.lines == 0 && st.buf.is_empty() {
+            if lot.lines == 0 && st.buf_lines == 0 {
+                st.buf.clear();
                 if let Err(e) = std::fs::remove_file(&lot.path) {
                     log::warn!(
                         target: "diskq::producer",

@@ -11,6 +11,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use crate::binary;
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::lot::{is_safe_name, ready_name, ClaimName, QueuePaths, PART_SUFFIX};
@@ -96,7 +97,13 @@ fn publish_dead_part(
         .metadata()
         .map_err(|e| Error::io("stat", path, e))?
         .len();
-    let keep = end_of_last_line(file, len).map_err(|e| Error::io("read", path, e))?;
+    let binary = is_binary(file).map_err(|e| Error::io("read", path, e))?;
+    let (keep, records) = if binary {
+        binary::complete_prefix(file, len).map_err(|e| Error::io("read", path, e))?
+    } else {
+        let end = end_of_last_line(file, len).map_err(|e| Error::io("read", path, e))?;
+        (end, 0)
+    };
     if keep < len {
         // What the dead producer was writing when it died; the caller
         // never saw that push acknowledged.
@@ -109,13 +116,14 @@ fn publish_dead_part(
             .map_err(|e| Error::io("truncate", path, e))?;
         report.torn_lines_dropped += 1;
     }
-    if keep == 0 {
+    if keep == 0 || (binary && records == 0) {
         std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
         report.removed += 1;
         return Ok(());
     }
 
-    let (lines, crc) = checksum(file, keep).map_err(|e| Error::io("read", path, e))?;
+    let (newlines, crc) = checksum(file, keep).map_err(|e| Error::io("read", path, e))?;
+    let lines = if binary { records } else { newlines };
     if durable {
         file.sync_data().map_err(|e| Error::io("fsync", path, e))?;
     }
@@ -129,6 +137,16 @@ fn publish_dead_part(
     report.published += 1;
     report.lines += lines;
     Ok(())
+}
+
+/// Returns true if the file starts with the binary lot magic.
+fn is_binary(file: &File) -> io::Result<bool> {
+    let mut head = [0u8; 4];
+    match file.read_exact_at(&mut head, 0) {
+        Ok(()) => Ok(&head == binary::MAGIC),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Returns the length of the file up to and including its last `\n`.

@@ -178,8 +178,8 @@ unsafe fn producer<'a>(p: *const dq_producer) -> Result<&'a Producer, dq_status>
 }
 
 /// Pushes one JSON object of `len` bytes at `json` (UTF-8, no NUL
-/// needed, one optional trailing newline). Line breaks between tokens
-/// are removed.
+/// needed). Whitespace and line breaks around and between tokens are
+/// allowed; line breaks are removed.
 ///
 /// Errors: DQ_STATUS_INVALID_JSON, DQ_STATUS_NON_FINITE (a NaN or
 /// Infinity token, with the field named), DQ_STATUS_LINE_TOO_LONG,
