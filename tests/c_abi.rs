@@ -129,7 +129,10 @@ fn run_api_test(prefix: &[&str], exe: &Path) -> String {
         }
         None => Command::new(exe),
     };
-    cmd.arg(queue.path());
+    // cargo test puts <target>/<profile> on LD_LIBRARY_PATH, which the
+    // loader searches before the binary's runpath; the libdiskq.so there
+    // may be older than the one this run built into deps/.
+    cmd.arg(queue.path()).env("LD_LIBRARY_PATH", lib_dir());
     let output = run_ok(&mut cmd, "api_test");
 
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
