@@ -85,8 +85,12 @@ fn build_c_bot(dir: &Path) -> PathBuf {
 }
 
 fn run_bot(exe: &Path, args: &[&str]) -> Output {
+    // cargo test puts <target>/<profile> on LD_LIBRARY_PATH, which the
+    // loader searches before the runpath; the libdiskq.so there may be
+    // older than the one this run built.
     Command::new(exe)
         .args(args)
+        .env("LD_LIBRARY_PATH", library_dir())
         .output()
         .unwrap_or_else(|e| panic!("failed to start {}: {e}", exe.display()))
 }
