@@ -228,6 +228,97 @@ typedef struct dq_transition {
 } dq_transition;
 
 /**
+ * A snapshot of one queue, filled by `dq_queue_stat`. Every field is a
+ * count, a size in bytes or a time in milliseconds. Fields are never
+ * reordered or removed; new ones would come with a new function.
+ */
+typedef struct dq_queue_stats {
+  /**
+   * `.ready` lots waiting in incoming/.
+   */
+  uint64_t ready_lots;
+  /**
+   * Lines in those lots, from their names.
+   */
+  uint64_t ready_lines;
+  /**
+   * Bytes in those lots.
+   */
+  uint64_t ready_bytes;
+  /**
+   * Age of the oldest waiting lot by modification time; 0 when none
+   * waits.
+   */
+  uint64_t oldest_ready_age_ms;
+  /**
+   * `.part` lots being written, or left by dead producers.
+   */
+  uint64_t part_lots;
+  /**
+   * Lots claimed by a consumer and not yet archived.
+   */
+  uint64_t processing_lots;
+  /**
+   * Time since the oldest claim was made; 0 when there is none.
+   */
+  uint64_t oldest_processing_age_ms;
+  /**
+   * Files in archive/, plain and compressed.
+   */
+  uint64_t archived_lots;
+  /**
+   * Lines in archive/, from the lot names.
+   */
+  uint64_t archived_lines;
+  /**
+   * Lots in quarantine/.
+   */
+  uint64_t quarantined_lots;
+  /**
+   * Length of the throughput window (60000).
+   */
+  uint64_t window_ms;
+  /**
+   * Lots archived within the window. Lots per second is
+   * `window_lots * 1000.0 / window_ms`.
+   */
+  uint64_t window_lots;
+  /**
+   * Lines of those lots.
+   */
+  uint64_t window_lines;
+  /**
+   * Uncompressed bytes of those lots.
+   */
+  uint64_t window_bytes;
+  /**
+   * Mean lines per lot over the lots archived within the window and
+   * those waiting, rounded down; 0 when there are none.
+   */
+  uint64_t avg_lot_lines;
+  /**
+   * Mean bytes per lot over the same lots, rounded down.
+   */
+  uint64_t avg_lot_bytes;
+  /**
+   * Consumer ids that have opened this queue.
+   */
+  uint64_t consumers;
+  /**
+   * Consumer ids whose lock is held now.
+   */
+  uint64_t consumers_running;
+  /**
+   * Finished output files in the consumers' output folders.
+   */
+  uint64_t output_files;
+  /**
+   * Lines in the consumers' output files, finished and open.
+   */
+  uint64_t output_lines;
+} dq_queue_stats;
+
+/**
  * Success.
  */
 #define DQ_STATUS_OK 0
@@ -540,6 +631,30 @@ dq_status dq_producer_close(struct dq_producer *p);
  * handle argument comes from its `_open` function and was not freed.
  */
 void dq_producer_free(struct dq_producer *p);
+
+/**
+ * Counts what the queue at `dir` holds and how fast it drained over the
+ * last 60 seconds, and writes it to `*out`.
+ *
+ * This lists every folder of the queue, `archive/` included, and reads
+ * every output file to count its lines: on a queue with a large archive
+ * or dataset it takes seconds, so call it from a monitoring thread, not
+ * from a bot's hot loop. It reads only, and takes no lock.
+ *
+ * Errors: DQ_STATUS_NULL_ARGUMENT, DQ_STATUS_INVALID_ARGUMENT (`dir` is
+ * empty or not a directory), DQ_STATUS_IO (a folder cannot be listed).
+ *
+ * Ownership: `dir` is borrowed for the call; `*out` belongs to the
+ * caller.
+ * Thread safety: any thread, any number at once.
+ *
+ * # Safety
+ *
+ * `dir` is NULL or a NUL-terminated string; `out` is NULL or points to
+ * writable memory for one `dq_queue_stats`.
+ */
+dq_status dq_queue_stat(const char *dir,
+                        struct dq_queue_stats *out);
 
 /**
  * Returns the message of the last failed diskq call on this thread, or

@@ -54,6 +54,7 @@
 
 mod archive;
 mod binary;
+mod cat;
 mod config;
 mod consumer;
 mod error;
@@ -62,14 +63,18 @@ mod fsio;
 mod json;
 mod json_syntax;
 mod lot;
+mod metrics;
 mod output;
 mod producer;
+mod prometheus;
 mod recovery;
 mod stat;
+mod verify;
 mod watch;
 
 pub use archive::{apply_retention, Retention, RetentionReport, DONE_GZ_SUFFIX};
 pub use binary::{lot_to_json_lines, MAGIC as BINARY_LOT_MAGIC};
+pub use cat::{copy_lines, open_lot_file, write_json_lines, CopyReport};
 pub use config::{
     ConsumerOptions, LotFormat, ProducerOptions, DEFAULT_CONSUMER_ID, DEFAULT_MAX_LINE_BYTES,
     DEFAULT_MAX_LOT_AGE, DEFAULT_MAX_LOT_BYTES, DEFAULT_MAX_LOT_LINES, DEFAULT_MAX_OUTPUT_LINES,
@@ -79,13 +84,16 @@ pub use consumer::{Consumer, ConsumerStats, PollReport};
 pub use error::{Error, ErrorKind, Result};
 pub use json::{encode_transition, validate_line, Transition, TransitionRef};
 pub use lot::{QueuePaths, ReadyName};
+pub use metrics::{Monitor, Throughput, DEFAULT_RESYNC_INTERVAL};
 pub use output::{OPEN_SUFFIX, OUTPUT_PREFIX, OUTPUT_SUFFIX};
 pub use producer::{Producer, ProducerStats};
+pub use prometheus::{prometheus_text, PrometheusSample};
 pub use recovery::{
     recover_consumer, recover_parts, recover_queue, ConsumerRecovery, ConsumerReport, PartReport,
     QueueRecovery,
 };
-pub use stat::{stat, QueueStats};
+pub use stat::{stat, stat_with, ConsumerState, QueueStats, StatOptions, DEFAULT_STAT_WINDOW};
+pub use verify::{verify, Problem, ProblemKind, VerifyOptions, VerifyReport};
 
 /// Returns the output folder that consumer `id` of the queue at `dir`
 /// recorded when it last opened.

@@ -22,9 +22,11 @@ mod boundary;
 mod consumer;
 mod log_callback;
 mod producer;
+mod stats;
 mod status;
 
 pub use consumer::*;
 pub use log_callback::*;
 pub use producer::*;
+pub use stats::*;
 pub use status::*;
