@@ -39,6 +39,8 @@ pub struct Monitor {
     paths: QueuePaths,
     opts: StatOptions,
     watch: Option<ArchiveWatch>,
+    // Set once a failure to set up the watch was logged.
+    warned: bool,
     resync_interval: Duration,
     last_listing: Option<Instant>,
 
@@ -91,25 +93,15 @@ impl Monitor {
     /// # Errors
     ///
     /// `InvalidConfig` if `dir` is not a directory, `Io` if a folder
-    /// cannot be listed. A watch that cannot be set up is logged and
+    /// cannot be listed. A watch that cannot be set up is logged once and
     /// replaced by a listing at each sample.
     pub fn open(dir: &Path, opts: StatOptions) -> Result<Monitor> {
         let paths = checked_paths(dir)?;
-        let watch = match ArchiveWatch::new(&paths.archive) {
-            Ok(watch) => Some(watch),
-            Err(e) => {
-                log::warn!(
-                    target: "diskq_stat",
-                    "cannot watch {}, listing it at every sample instead: {e}",
-                    paths.archive.display()
-                );
-                None
-            }
-        };
         let mut monitor = Monitor {
             paths,
             opts,
-            watch,
+            watch: None,
+            warned: false,
             resync_interval: DEFAULT_RESYNC_INTERVAL,
             last_listing: None,
             archived_lots: 0,
@@ -117,6 +109,7 @@ impl Monitor {
             arrivals: Vec::new(),
             listed_recent: HashSet::new(),
         };
+        monitor.start_watch();
         monitor.list_archive(SystemTime::now())?;
         Ok(monitor)
     }
@@ -138,6 +131,10 @@ impl Monitor {
     ///
     /// `Io` if a folder cannot be listed or the watch cannot be read.
     pub fn sample(&mut self) -> Result<QueueStats> {
+        if self.watch.is_none() && self.start_watch() {
+            // Files may have arrived before the watch began.
+            self.last_listing = None;
+        }
         let now = SystemTime::now();
         let due = self
             .last_listing
@@ -168,6 +165,30 @@ impl Monitor {
             lines: stats.window_lines,
             bytes: stats.window_bytes,
             seconds: span.as_secs_f64(),
+        }
+    }
+
+    /// Sets up the watch on `archive/`; returns true if it is new. A
+    /// queue that no consumer has opened yet has no `archive/`, and gets
+    /// its watch at a later sample.
+    fn start_watch(&mut self) -> bool {
+        match ArchiveWatch::new(&self.paths.archive) {
+            Ok(watch) => {
+                self.watch = Some(watch);
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => {
+                if !self.warned {
+                    self.warned = true;
+                    log::warn!(
+                        target: "diskq_stat",
+                        "cannot watch {}, listing it at every sample instead: {e}",
+                        self.paths.archive.display()
+                    );
+                }
+                false
+            }
         }
     }
 
