@@ -1,11 +1,10 @@
 'use strict';
 
-// The ffi-napi backend: calls libdiskq through the ffi-napi API. The
-// original ffi-napi 4.0.3 no longer builds against the Node.js 20
-// headers and its prebuilt binary aborts at exit, so this uses the
-// maintained fork @makeomatic/ffi-napi (with @makeomatic/ref-napi),
-// which npm delivers with prebuilt binaries. Same interface as koffi.js;
-// lib/backend/index.js describes it.
+// The ffi-napi backend: calls libdiskq through the ffi-napi API. It uses
+// the maintained fork @makeomatic/ffi-napi (with @makeomatic/ref-napi),
+// whose npm packages carry prebuilt binaries, because installing the
+// original ffi-napi 4.0.3 on Node.js 20 fails (README.md, Install).
+// Same interface as koffi.js, which lib/backend/index.js describes.
 
 const ffi = require('@makeomatic/ffi-napi');
 const ref = require('@makeomatic/ref-napi');
