@@ -2,7 +2,7 @@
 //! --watch` and `diskq metrics`, without listing `archive/` each time.
 //!
 //! `archive/` gains one file per consumed lot, so after days of self-play
-//! it holds millions; listing it with metadata then takes seconds. The
+//! it contains millions; listing it with metadata then takes seconds. The
 //! monitor lists it once, then follows an inotify watch on it: a lot
 //! renamed in is an arrival (its name gives the lines, one `stat` gives
 //! the bytes and the time), a file renamed out or deleted (compression,
@@ -290,7 +290,7 @@ impl Monitor {
     }
 }
 
-/// What happened to one file in `archive/`.
+/// A change to one file in `archive/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum ArchiveEvent {
     /// A file was renamed into the folder.

@@ -28,7 +28,7 @@ use crate::lot::{ClaimName, ReadyName, PART_SUFFIX};
 use crate::output::{OPEN_SUFFIX, OUTPUT_PREFIX, OUTPUT_SUFFIX};
 use crate::stat::{archived_lot_name, checked_paths, stat_with, StatOptions};
 
-/// What [`verify`] checks.
+/// Options of [`verify`].
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
     /// Output folders to check besides those the consumers recorded.
@@ -77,13 +77,13 @@ pub enum ProblemKind {
 /// episode.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
-    /// What is wrong.
+    /// The kind of problem.
     pub kind: ProblemKind,
     /// Where, and the details.
     pub message: String,
 }
 
-/// What [`verify`] found.
+/// The findings of [`verify`].
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct VerifyReport {
     /// Problems found, at most `max_problems` of them.
@@ -179,7 +179,7 @@ pub fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport> {
     Ok(run.report)
 }
 
-/// Where a line sits, for messages.
+/// The file and line number of a line, for messages.
 #[derive(Debug, Clone)]
 struct Location {
     file: Arc<PathBuf>,
@@ -212,16 +212,15 @@ impl std::fmt::Display for Location {
     }
 }
 
-/// The `seq` values seen for one (gameId, playerId).
+/// A set of `seq` values, as sorted, disjoint, inclusive ranges: an
+/// episode read in order is one range, whatever its length.
 #[derive(Debug, Default)]
-struct Episode {
-    // Sorted, disjoint, inclusive ranges of seq values.
+struct SeqSet {
     ranges: Vec<(u64, u64)>,
-    done_seq: Option<u64>,
 }
 
-impl Episode {
-    /// Records `seq`; returns false if it was already there.
+impl SeqSet {
+    /// Adds `seq`; returns false if it was already there.
     fn insert(&mut self, seq: u64) -> bool {
         let i = self.ranges.partition_point(|&(_, end)| end < seq);
         if let Some(&(start, _)) = self.ranges.get(i) {
@@ -229,11 +228,11 @@ impl Episode {
                 return false;
             }
         }
-        let joins_prev = i > 0 && self.ranges[i - 1].1 + 1 == seq;
+        let joins_prev = i > 0 && self.ranges[i - 1].1.checked_add(1) == Some(seq);
         let joins_next = self
             .ranges
             .get(i)
-            .is_some_and(|&(start, _)| start == seq + 1);
+            .is_some_and(|&(start, _)| seq.checked_add(1) == Some(start));
         match (joins_prev, joins_next) {
             (true, true) => {
                 self.ranges[i - 1].1 = self.ranges[i].1;
@@ -246,7 +245,21 @@ impl Episode {
         true
     }
 
-    /// Returns the missing ranges between 0 and the highest seq.
+    /// Returns the values in `self`, `other` or both.
+    fn union(&self, other: &SeqSet) -> SeqSet {
+        let mut all: Vec<(u64, u64)> = self.ranges.iter().chain(&other.ranges).copied().collect();
+        all.sort_unstable();
+        let mut ranges: Vec<(u64, u64)> = Vec::with_capacity(all.len());
+        for (start, end) in all {
+            match ranges.last_mut() {
+                Some(last) if start <= last.1.saturating_add(1) => last.1 = last.1.max(end),
+                _ => ranges.push((start, end)),
+            }
+        }
+        SeqSet { ranges }
+    }
+
+    /// Returns the missing ranges between 0 and the highest value.
     fn gaps(&self) -> Vec<(u64, u64)> {
         let mut gaps = Vec::new();
         let mut next = 0u64;
@@ -254,13 +267,32 @@ impl Episode {
             if start > next {
                 gaps.push((next, start - 1));
             }
-            next = end + 1;
+            next = end.saturating_add(1);
         }
         gaps
     }
 
-    fn max_seq(&self) -> Option<u64> {
+    fn max(&self) -> Option<u64> {
         self.ranges.last().map(|&(_, end)| end)
+    }
+}
+
+/// The `seq` values seen for one (gameId, playerId).
+#[derive(Debug, Default)]
+struct Episode {
+    /// Values in the output files.
+    output: SeqSet,
+    /// Values in lots still waiting in `incoming/`. A consumer may copy
+    /// such a lot into the output while verify runs, so a value seen in
+    /// both is no duplicate.
+    pending: SeqSet,
+    done_seq: Option<u64>,
+}
+
+impl Episode {
+    /// Returns every value seen, in the output or waiting.
+    fn all(&self) -> SeqSet {
+        self.output.union(&self.pending)
     }
 }
 
@@ -278,9 +310,9 @@ struct EpisodeKey {
 struct Run<'a> {
     opts: &'a VerifyOptions,
     report: VerifyReport,
-    // TODO: memory grows with the number of episodes in the output (two
-    // strings and a few ranges each); a dataset of hundreds of millions
-    // of episodes needs an external sort instead.
+    // TODO: memory grows with the number of episodes in the output, by
+    // two strings and a few ranges each. A dataset of hundreds of
+    // millions of episodes needs an external sort instead.
     episodes: HashMap<(String, String), Episode>,
     line: Vec<u8>,
 }
@@ -436,7 +468,7 @@ impl Run<'_> {
             return false;
         }
         if pending && self.opts.episodes {
-            self.record_episode(body, location, &mut Unkeyed::default());
+            self.record_episode(body, location, true, &mut Unkeyed::default());
         }
         true
     }
@@ -461,7 +493,7 @@ impl Run<'_> {
                 continue;
             }
             let location = Location::line(&file, i as u64 + 1);
-            self.record_episode(line, &location, &mut Unkeyed::default());
+            self.record_episode(line, &location, true, &mut Unkeyed::default());
         }
     }
 
@@ -517,7 +549,7 @@ impl Run<'_> {
                 continue;
             }
             if self.opts.episodes {
-                self.record_episode(&body, &location, &mut unkeyed);
+                self.record_episode(&body, &location, false, &mut unkeyed);
             }
         }
         if let Some(first) = unkeyed.first {
@@ -531,7 +563,13 @@ impl Run<'_> {
         }
     }
 
-    fn record_episode(&mut self, body: &[u8], location: &Location, unkeyed: &mut Unkeyed) {
+    fn record_episode(
+        &mut self,
+        body: &[u8],
+        location: &Location,
+        pending: bool,
+        unkeyed: &mut Unkeyed,
+    ) {
         let key: EpisodeKey = match serde_json::from_slice(body) {
             Ok(key) => key,
             Err(_) => {
@@ -541,28 +579,37 @@ impl Run<'_> {
                 return;
             }
         };
+
         let done_flag = key.done;
         let (Some(game), Some(player), Some(seq)) = (key.game_id, key.player_id, key.seq) else {
             unkeyed.count += 1;
             unkeyed.first.get_or_insert_with(|| location.clone());
             return;
         };
+
         let key = (game, player);
         if !self.episodes.contains_key(&key) {
             self.episodes.insert(key.clone(), Episode::default());
         }
         let episode = self.episodes.get_mut(&key).expect("inserted above");
-        let new = episode.insert(seq);
+        // Waiting lots are read first, so a value that repeats one of them
+        // in the output is the same lot, consumed meanwhile.
+        let new = if pending {
+            episode.pending.insert(seq)
+        } else {
+            episode.output.insert(seq)
+        };
         let done_before = episode.done_seq;
         let done = done_flag == Some(true);
         if done && done_before.is_none() {
             episode.done_seq = Some(seq);
         }
+
         let name = || format!("gameId={} playerId={}", key.0, key.1);
         if !new {
             let msg = format!("episode {}: seq {seq} appears again at {location}", name());
             self.problem(ProblemKind::DuplicateSeq, msg);
-        } else if let Some(first) = done_before.filter(|_| done) {
+        } else if let Some(first) = done_before.filter(|&d| done && d != seq) {
             let msg = format!(
                 "episode {}: second done at seq {seq} ({location}), first at seq {first}",
                 name()
@@ -579,8 +626,9 @@ impl Run<'_> {
         for key in keys {
             let episode = &self.episodes[&key];
             let name = format!("gameId={} playerId={}", key.0, key.1);
-            let gaps = episode.gaps();
-            let max = episode.max_seq().unwrap_or(0);
+            let all = episode.all();
+            let gaps = all.gaps();
+            let max = all.max().unwrap_or(0);
             let done = episode.done_seq;
             let mut found = Vec::new();
             for (start, end) in gaps {
@@ -692,7 +740,7 @@ mod tests {
 
     #[test]
     fn episode_ranges_merge_and_find_gaps() {
-        let mut e = Episode::default();
+        let mut e = SeqSet::default();
         for seq in [3, 0, 1, 7, 2, 9, 8] {
             assert!(e.insert(seq), "{seq}");
         }
@@ -700,14 +748,35 @@ mod tests {
         assert!(!e.insert(0));
         assert_eq!(e.ranges, [(0, 3), (7, 9)]);
         assert_eq!(e.gaps(), [(4, 6)]);
-        assert_eq!(e.max_seq(), Some(9));
+        assert_eq!(e.max(), Some(9));
     }
 
     #[test]
     fn episode_gap_at_start_is_found() {
-        let mut e = Episode::default();
+        let mut e = SeqSet::default();
         e.insert(2);
         e.insert(3);
         assert_eq!(e.gaps(), [(0, 1)]);
+    }
+
+    #[test]
+    fn seq_union_merges_touching_ranges() {
+        let a = SeqSet {
+            ranges: vec![(0, 2), (8, 9)],
+        };
+        let b = SeqSet {
+            ranges: vec![(3, 4), (6, 6), (9, u64::MAX)],
+        };
+        assert_eq!(a.union(&b).ranges, [(0, 4), (6, 6), (8, u64::MAX)]);
+        assert_eq!(a.union(&b).gaps(), [(5, 5), (7, 7)]);
+    }
+
+    #[test]
+    fn seq_at_max_does_not_overflow() {
+        let mut e = SeqSet::default();
+        assert!(e.insert(u64::MAX));
+        assert!(e.insert(u64::MAX - 1));
+        assert!(!e.insert(u64::MAX));
+        assert_eq!(e.ranges, [(u64::MAX - 1, u64::MAX)]);
     }
 }

@@ -1,6 +1,6 @@
 //! Several consumers on one queue: four `diskq consume` processes with
 //! their own ids drain the lots of six producer processes, and the union
-//! of their output holds every (gameId, playerId, seq) exactly once. A
+//! of their output contains every (gameId, playerId, seq) exactly once. A
 //! consumer started with an id that is in use is rejected.
 //!
 //! The producers are this test binary run again with `PRODUCER_ENV` set:
@@ -114,7 +114,8 @@ fn four_consumers_write_each_transition_once() {
         || stat_json(&q.queue)["consumers_running"] == CONSUMERS,
     );
 
-    // A second process with a taken id is rejected, and says which id.
+    // A second process with an id in use is rejected, with a message
+    // that names the id.
     let taken = diskq(&[
         &"consume", &q.queue, &"--out", &q.out, &"--id", &"c2", &"--once",
     ]);
@@ -194,9 +195,8 @@ fn four_consumers_write_each_transition_once() {
     let total: u64 = per_consumer.values().sum();
     assert_eq!(total, expected.len() as u64);
 
-    // With four consumers racing for every published lot, the work is
-    // shared; one consumer taking all of it would mean claims are not
-    // contended at all.
+    // Four consumers race for every published lot, so the work is shared.
+    // One consumer taking all of it would mean claims never contend.
     eprintln!("lines per consumer: {per_consumer:?}");
     assert!(
         per_consumer.len() >= 2,

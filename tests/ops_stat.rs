@@ -74,7 +74,7 @@ fn stat_counts_recent_archive_as_throughput() {
     assert_eq!(s.avg_lot_lines, 10.0);
     assert_eq!(s.output_lines, 30);
 
-    // A window that ended before the lots were archived holds none.
+    // A window that ended before the lots were archived contains none.
     let opts = StatOptions {
         window: Duration::ZERO,
         ..StatOptions::default()

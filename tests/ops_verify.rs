@@ -154,7 +154,7 @@ fn duplicate_and_invalid_output_lines_are_named() {
     producer.close().unwrap();
     q.consume("main");
 
-    // Plant an output file by hand that repeats seq 2 and holds a line
+    // Plant an output file by hand that repeats seq 2 and contains a line
     // that is not JSON.
     let planted = q
         .out

@@ -70,7 +70,7 @@ enum Command {
         /// Delete archived lots older than this many seconds.
         #[arg(long, value_name = "SECS")]
         keep_archive_secs: Option<u64>,
-        /// Delete the oldest archived lots while archive/ holds more than
+        /// Delete the oldest archived lots while archive/ contains more than
         /// this many bytes.
         #[arg(long, value_name = "BYTES")]
         keep_archive_bytes: Option<u64>,
