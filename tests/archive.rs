@@ -15,7 +15,10 @@ fn names(dir: &Path) -> Vec<String> {
 }
 
 fn push_lots(queue: &Path, lots: u64, lines_per_lot: u64) {
-    let opts = ProducerOptions { max_lot_lines: lines_per_lot, ..ProducerOptions::default() };
+    let opts = ProducerOptions {
+        max_lot_lines: lines_per_lot,
+        ..ProducerOptions::default()
+    };
     let producer = Producer::open(queue, opts).unwrap();
     for seq in 0..lots * lines_per_lot {
         let line = format!(r#"{{"gameId":"g","playerId":"p","seq":{seq},"done":false}}"#);
@@ -28,7 +31,12 @@ fn output_lines(out: &Path) -> usize {
     names(out)
         .iter()
         .filter(|n| n.ends_with(".jsonl"))
-        .map(|n| std::fs::read_to_string(out.join(n)).unwrap().lines().count())
+        .map(|n| {
+            std::fs::read_to_string(out.join(n))
+                .unwrap()
+                .lines()
+                .count()
+        })
         .sum()
 }
 
@@ -57,7 +65,9 @@ fn archived_lots_are_compressed() {
         assert!(name.ends_with(".done.gz"), "{name}");
         let mut text = String::new();
         let file = std::fs::File::open(queue.join("archive").join(name)).unwrap();
-        flate2::read::GzDecoder::new(file).read_to_string(&mut text).unwrap();
+        flate2::read::GzDecoder::new(file)
+            .read_to_string(&mut text)
+            .unwrap();
         assert_eq!(text.lines().count(), 10, "{name}");
     }
     assert!(names(&queue.join("processing")).is_empty());
@@ -72,14 +82,21 @@ fn retention_never_deletes_unarchived_lots() {
     push_lots(&queue, 4, 5);
 
     // A live producer's lot and a lot that will be quarantined must stay.
-    let write_through = ProducerOptions { max_lot_age: None, write_through: true, ..ProducerOptions::default() };
+    let write_through = ProducerOptions {
+        max_lot_age: None,
+        write_through: true,
+        ..ProducerOptions::default()
+    };
     let live = Producer::open(&queue, write_through).unwrap();
     live.push_json(br#"{"seq":1}"#).unwrap();
     std::fs::write(queue.join("incoming").join("bad.ready"), b"not json\n").unwrap();
 
     let opts = ConsumerOptions {
         output_dir: out.clone(),
-        retention: Retention { max_bytes: Some(1), max_age: Some(Duration::from_secs(3600)) },
+        retention: Retention {
+            max_bytes: Some(1),
+            max_age: Some(Duration::from_secs(3600)),
+        },
         retention_interval: Duration::ZERO,
         ..ConsumerOptions::default()
     };
@@ -88,14 +105,24 @@ fn retention_never_deletes_unarchived_lots() {
     assert_eq!(report.lots, 4);
     assert_eq!(report.quarantined, 1);
 
-    assert!(names(&queue.join("archive")).is_empty(), "retention keeps nothing over 1 byte");
+    assert!(
+        names(&queue.join("archive")).is_empty(),
+        "retention keeps nothing over 1 byte"
+    );
     assert_eq!(output_lines(&out), 0, "the output file is still open");
     consumer.close().unwrap();
     assert_eq!(output_lines(&out), 20);
 
     let incoming = names(&queue.join("incoming"));
-    assert_eq!(incoming.iter().filter(|n| n.ends_with(".part")).count(), 1, "{incoming:?}");
+    assert_eq!(
+        incoming.iter().filter(|n| n.ends_with(".part")).count(),
+        1,
+        "{incoming:?}"
+    );
     let quarantine = names(&queue.join("quarantine"));
-    assert!(quarantine.contains(&"bad.ready".to_string()), "{quarantine:?}");
+    assert!(
+        quarantine.contains(&"bad.ready".to_string()),
+        "{quarantine:?}"
+    );
     live.close().unwrap();
 }
