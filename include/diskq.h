@@ -82,8 +82,9 @@ typedef struct dq_consumer_options {
    */
   uint64_t recover_interval_ms;
   /**
-   * 1: parse every line as JSON. 0: lots with a checksum are checked
-   * by CRC-32, line count and line form only.
+   * 1 (the default): parse every line as JSON. 0: trust lots whose
+   * name carries a checksum, and check them by CRC-32, line count and
+   * line form only (faster; a forged lot may then carry bad JSON).
    */
   uint8_t full_validation;
   /**
@@ -387,7 +388,7 @@ extern "C" {
  * Fills `*out` with the default consumer options: output folder
  * "dataset/transitions", id "main", 5000 lines per output file, 16 MiB
  * maximum line, durable off, dead-producer scan every 10000 ms, full
- * validation off, archive kept plain and whole.
+ * validation on, archive kept plain and whole.
  *
  * Thread safety: any thread.
  *

@@ -408,6 +408,10 @@ impl Consumer {
                     continue;
                 }
             };
+            if name.starts_with('.') {
+                // Hidden names belong to tools still writing the file.
+                continue;
+            }
             if name.ends_with(READY_SUFFIX) {
                 names.push(name);
             } else if !name.ends_with(PART_SUFFIX)
@@ -555,9 +559,8 @@ impl Consumer {
         let mut ends_in_newline = true;
         self.out_buf.clear();
 
-        // A checked lot was written by a diskq producer, which validated
-        // every line; its checksum proves the bytes are those lines, so a
-        // check of the line form suffices. Other lots get a full parse.
+        // Unless told to trust checksums, every line is parsed: a checksum
+        // in a name proves the bytes are intact, not who wrote them.
         let full_check = self.opts.full_validation || ready.checksum.is_none();
 
         loop {

@@ -304,8 +304,21 @@ fn describe_invalid(line: &[u8]) -> Error {
         format!(" in field `{field}`")
     };
 
+    if err.to_string().starts_with("number out of range") {
+        let msg = format!(
+            "invalid JSON line: a number{where_} is beyond the range of f64, \
+             which JSON readers turn into an infinity"
+        );
+        return Error::new(ErrorKind::NonFinite, msg);
+    }
     let offset = byte_offset(line, err.line(), err.column());
-    if let Some(token) = non_finite_token(line, offset) {
+    // The error of a NaN or infinity token sits where a value should start;
+    // other errors near such text (a string holding "NaN") are left alone.
+    let text = err.to_string();
+    let at_value = ["expected value", "expected ident", "invalid number"]
+        .iter()
+        .any(|start| text.starts_with(start));
+    if let Some(token) = non_finite_token(line, offset).filter(|_| at_value) {
         let msg = format!(
             "invalid JSON line: `{token}`{where_} is not a JSON number; \
              JSON cannot represent NaN or infinities"
@@ -568,14 +581,29 @@ mod tests {
             "1",
             "",
             "{\"a\":\"unterminated}",
+            "{\"a\":1e999}",
+            "{\"a\":-1e309}",
+            "{\"a\":1e308}",
+            "{\"a\":1e-999}",
+            "{\"a\":\"\\udc00\"}",
+            "{\"a\":\"\\ud83d\\ude00\"}",
+            "{\"a\":\"\\ud83d\\u0041\"}",
+            "{\"a\":\"\\ud83dx\"}",
         ];
         for case in cases {
             let ours = json_syntax::is_json(case.as_bytes());
-            let serde = serde_json::from_slice::<serde::de::IgnoredAny>(case.as_bytes()).is_ok();
+            let serde = serde_json::from_slice::<serde_json::Value>(case.as_bytes()).is_ok();
             assert_eq!(ours, serde, "{case:?}");
         }
-        let deep = "[".repeat(200) + &"]".repeat(200);
-        assert!(json_syntax::is_json(deep.as_bytes()));
+        for depth in [127, 128, 129, 200] {
+            let deep = "[".repeat(depth) + &"]".repeat(depth);
+            let serde = serde_json::from_slice::<serde_json::Value>(deep.as_bytes()).is_ok();
+            assert_eq!(
+                json_syntax::is_json(deep.as_bytes()),
+                serde,
+                "depth {depth}"
+            );
+        }
     }
 
     #[test]

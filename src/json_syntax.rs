@@ -1,8 +1,9 @@
 //! A JSON syntax checker that allocates nothing for the usual nesting
-//! depth. It accepts exactly the texts that serde_json accepts when it
-//! skips a value (`IgnoredAny`): RFC 8259 grammar, no range checks on
-//! numbers, `\u` escapes not checked for surrogate pairs. UTF-8 is left to
-//! the caller.
+//! depth. It accepts the texts that serde_json parses into values, by the
+//! RFC 8259 grammar plus three limits that serde_json also enforces:
+//! nesting up to 127 levels, numbers within the range of f64 (a reader
+//! would turn a larger one into an infinity), and `\u` escapes that form
+//! valid UTF-16 (no lone surrogates). UTF-8 is left to the caller.
 
 /// Returns true if `text` is one JSON value, with optional whitespace
 /// around it.
@@ -18,6 +19,10 @@ pub(crate) fn is_json(text: &[u8]) -> bool {
 }
 
 const INLINE_DEPTH: usize = 32;
+
+/// Deepest nesting accepted, as in serde_json, whose limit of 128 counts
+/// the level that fails.
+const MAX_DEPTH: usize = 127;
 
 /// End state of a run of numbers at the start of an array.
 enum Run {
@@ -47,6 +52,11 @@ impl Checker<'_> {
             let Some(&b) = self.text.get(self.pos) else {
                 return false;
             };
+            // Every array or object counts toward the nesting limit, also
+            // those closed at once or read as a run of numbers.
+            if matches!(b, b'{' | b'[') && self.depth >= MAX_DEPTH {
+                return false;
+            }
             let ok = match b {
                 b'{' => {
                     self.pos += 1;
@@ -55,8 +65,7 @@ impl Checker<'_> {
                         self.pos += 1;
                         true
                     } else {
-                        self.push(b'{');
-                        if !self.key() {
+                        if !self.push(b'{') || !self.key() {
                             return false;
                         }
                         continue;
@@ -69,7 +78,9 @@ impl Checker<'_> {
                         Run::Closed => true,
                         Run::Invalid => false,
                         Run::Other => {
-                            self.push(b'[');
+                            if !self.push(b'[') {
+                                return false;
+                            }
                             continue;
                         }
                     }
@@ -125,13 +136,19 @@ impl Checker<'_> {
         }
     }
 
-    fn push(&mut self, b: u8) {
+    /// Opens an array or object; returns false past the nesting limit.
+    #[must_use]
+    fn push(&mut self, b: u8) -> bool {
+        if self.depth >= MAX_DEPTH {
+            return false;
+        }
         if self.depth < INLINE_DEPTH {
             self.inline[self.depth] = b;
         } else {
             self.deep.push(b);
         }
         self.depth += 1;
+        true
     }
 
     fn pop(&mut self) {
@@ -179,15 +196,40 @@ impl Checker<'_> {
             match self.peek() {
                 Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 1,
                 Some(b'u') => {
-                    let hex = self.text.get(self.pos + 1..self.pos + 5);
-                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    self.pos += 1;
+                    let Some(unit) = self.hex4() else {
                         return false;
+                    };
+                    match unit {
+                        0xd800..=0xdbff => {
+                            // A high surrogate must be followed by an
+                            // escaped low one.
+                            if !self.text[self.pos..].starts_with(b"\\u") {
+                                return false;
+                            }
+                            self.pos += 2;
+                            if !matches!(self.hex4(), Some(0xdc00..=0xdfff)) {
+                                return false;
+                            }
+                        }
+                        0xdc00..=0xdfff => return false,
+                        _ => {}
                     }
-                    self.pos += 5;
                 }
                 _ => return false,
             }
         }
+    }
+
+    /// Reads the four hex digits of a `\u` escape.
+    fn hex4(&mut self) -> Option<u32> {
+        let hex = self.text.get(self.pos..self.pos + 4)?;
+        let text = std::str::from_utf8(hex).ok()?;
+        if !hex.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        self.pos += 4;
+        u32::from_str_radix(text, 16).ok()
     }
 
     /// Reads the elements of an array just opened, as long as they are
@@ -229,11 +271,14 @@ impl Checker<'_> {
         if text.get(p) == Some(&b'-') {
             p += 1;
         }
+        let int_start = p;
         match text.get(p) {
             Some(b'0') => p += 1,
             Some(b'1'..=b'9') => p = digits(p + 1),
             _ => return false,
         }
+        let int_digits = p - int_start;
+        let mut exponent = false;
         if text.get(p) == Some(&b'.') {
             let end = digits(p + 1);
             if end == p + 1 {
@@ -242,6 +287,7 @@ impl Checker<'_> {
             p = end;
         }
         if let Some(b'e' | b'E') = text.get(p) {
+            exponent = true;
             p += 1;
             if let Some(b'+' | b'-') = text.get(p) {
                 p += 1;
@@ -251,6 +297,12 @@ impl Checker<'_> {
                 return false;
             }
             p = end;
+        }
+        // Only an exponent or a very long integer part can leave the
+        // range of f64; those rare numbers are parsed to find out.
+        let token = &text[self.pos..p];
+        if (exponent || int_digits > 300) && !parses_finite(token) {
+            return false;
         }
         self.pos = p;
         true
@@ -264,6 +316,14 @@ impl Checker<'_> {
             false
         }
     }
+}
+
+/// Returns true if a JSON number token is within the range of f64.
+fn parses_finite(token: &[u8]) -> bool {
+    std::str::from_utf8(token)
+        .ok()
+        .and_then(|t| t.parse::<f64>().ok())
+        .is_some_and(f64::is_finite)
 }
 
 /// Returns the position of the first byte at or after `p` that is not an

@@ -172,7 +172,9 @@ impl Producer {
     /// errors of [`Producer::push`].
     pub fn push_json(&self, line: &[u8]) -> Result<()> {
         let max = self.shared.opts.max_line_bytes;
-        let body = validate_line(line, max.saturating_add(2))?;
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let body = validate_line(line, max)?;
         self.check_len(body.len())?;
         if self.shared.opts.format == LotFormat::Binary {
             let t: Transition = serde_json::from_slice(&body).map_err(|e| {

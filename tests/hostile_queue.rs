@@ -91,7 +91,7 @@ impl Running {
     /// Opens a queue and runs a consumer on it, polling every 20 ms and
     /// publishing dead producers' `.part` lots every 50 ms.
     fn start() -> Running {
-        Running::start_with(false)
+        Running::start_with(ConsumerOptions::default().full_validation)
     }
 
     /// Like [`Running::start`], with the consumer's `full_validation`.
@@ -303,7 +303,12 @@ enum Outcome {
 /// placed after it is consumed once. Returns the stopped run, for checks
 /// specific to the case.
 fn check_hostile(name: &[u8], place: impl FnOnce(&Path, &Path), outcome: Outcome) -> Running {
-    check_hostile_with(false, name, place, outcome)
+    check_hostile_with(
+        ConsumerOptions::default().full_validation,
+        name,
+        place,
+        outcome,
+    )
 }
 
 /// Like [`check_hostile`], with the consumer's `full_validation`.

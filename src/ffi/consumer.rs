@@ -43,8 +43,9 @@ pub struct dq_consumer_options {
     /// Milliseconds between scans for dead producers' `.part` lots; 0
     /// turns the scan off.
     pub recover_interval_ms: u64,
-    /// 1: parse every line as JSON. 0: lots with a checksum are checked
-    /// by CRC-32, line count and line form only.
+    /// 1 (the default): parse every line as JSON. 0: trust lots whose
+    /// name carries a checksum, and check them by CRC-32, line count and
+    /// line form only (faster; a forged lot may then carry bad JSON).
     pub full_validation: u8,
     /// 1: compress archived lots into `.done.gz` (needs the `gzip`
     /// feature, on by default).
@@ -76,7 +77,7 @@ pub struct dq_poll_result {
 /// Fills `*out` with the default consumer options: output folder
 /// "dataset/transitions", id "main", 5000 lines per output file, 16 MiB
 /// maximum line, durable off, dead-producer scan every 10000 ms, full
-/// validation off, archive kept plain and whole.
+/// validation on, archive kept plain and whole.
 ///
 /// Thread safety: any thread.
 ///
