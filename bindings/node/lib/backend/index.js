@@ -26,8 +26,8 @@ const MODULES = {
 
 const BACKEND_NAMES = Object.freeze(Object.keys(MODULES));
 
-// koffi is the default because bench/push.js measured it faster than
-// ffi-napi on every path (see the README's benchmark section).
+// koffi is the default because bench/push.js measured less CPU time per
+// transition with it than with ffi-napi on every path (bench/RESULTS.md).
 const DEFAULT_BACKEND = 'koffi';
 
 /** Returns the backend named by `explicit`, else DISKQ_NODE_BACKEND, else the default. */
