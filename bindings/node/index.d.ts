@@ -50,7 +50,7 @@ export interface ConsumerOptions {
   durable?: boolean;
   /** Milliseconds between scans for dead producers' .part lots (default 10000; 0 turns it off). */
   recoverIntervalMs?: number | bigint;
-  /** Parse every line as JSON instead of trusting lots with a checksum (default false). */
+  /** Parse every line as JSON; false trusts lots with a checksum, checked by CRC-32 and line form (default true). */
   fullValidation?: boolean;
   /** Compress archived lots into .done.gz (default false). */
   compressArchive?: boolean;
@@ -87,6 +87,8 @@ export declare class Producer {
   private constructor();
   /** Opens a producer on an existing queue directory. It is closed at process exit if still open. */
   static open(dir: string, options?: ProducerOptions): Producer;
+  /** Returns the library's default options. */
+  static defaultOptions(): Required<ProducerOptions>;
   readonly dir: string;
   /** True once close() succeeded. */
   readonly closed: boolean;
@@ -109,6 +111,11 @@ export declare class Consumer {
   private constructor();
   /** Opens a consumer on a queue directory, taking the lock of its consumer id. */
   static open(dir: string, options?: ConsumerOptions): Consumer;
+  /** Returns the library's default options; outputDir and consumerId are null, for "dataset/transitions" and "main". */
+  static defaultOptions(): Omit<Required<ConsumerOptions>, 'outputDir' | 'consumerId'> & {
+    outputDir: null;
+    consumerId: null;
+  };
   readonly dir: string;
   readonly closed: boolean;
   /** Runs one poll cycle. */

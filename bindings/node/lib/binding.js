@@ -8,7 +8,7 @@ const { setTimeout: sleep } = require('node:timers/promises');
 
 const { DiskqError, STATUS, invalidType, invalidValue } = require('./errors');
 const { TransitionPacker, PackError } = require('./encode');
-const { producerOptions, consumerOptions, cString } = require('./options');
+const { producerOptions, consumerOptions, producerDefaults, consumerDefaults, cString } = require('./options');
 const { POLL_RESULT, fillSize } = require('./layout');
 const exitHook = require('./exit-hook');
 
@@ -58,6 +58,11 @@ function createBinding(backend) {
       const producer = new Producer(OPENED, handle, dir);
       exitHook.track(producer);
       return producer;
+    }
+
+    /** Returns the library's default producer options. */
+    static defaultOptions() {
+      return producerDefaults(backend);
     }
 
     /** The queue directory given to open(). */
@@ -190,6 +195,15 @@ function createBinding(backend) {
       const consumer = new Consumer(OPENED, handle, dir);
       exitHook.track(consumer);
       return consumer;
+    }
+
+    /**
+     * Returns the library's default consumer options. outputDir and
+     * consumerId are null, which stands for "dataset/transitions" and
+     * "main".
+     */
+    static defaultOptions() {
+      return consumerDefaults(backend);
     }
 
     get dir() {

@@ -89,6 +89,43 @@ function encodeOptions(options, fields, layout, fillDefault, addressOf, kind) {
   return { struct, strings };
 }
 
+/**
+ * Returns the library's defaults as a camelCase object. Numbers above
+ * 2^53 come back as BigInts. A string option whose default is NULL comes
+ * back as null, which means the library's built-in value.
+ */
+function decodeDefaults(fields, layout, fillDefault, kind) {
+  const struct = Buffer.alloc(fillSize(layout));
+  const status = fillDefault(struct);
+  if (status !== 0) throw new Error(`dq_${kind}_options_default failed with status ${status}`);
+
+  const defaults = {};
+  for (const [name, [field, type]] of Object.entries(fields)) {
+    const at = layout[field];
+    if (type === 'u64') {
+      const value = struct.readBigUInt64LE(at);
+      defaults[name] = value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
+    } else if (type === 'flag') {
+      defaults[name] = struct[at] !== 0;
+    } else if (struct.readBigUInt64LE(at) === 0n) {
+      defaults[name] = null;
+    } else {
+      // The library's defaults are NULL for both string options, so the
+      // binding has no code to read a C string out of its memory.
+      throw new Error(`dq_${kind}_options_default set ${field}, which this binding cannot read`);
+    }
+  }
+  return defaults;
+}
+
+function producerDefaults(backend) {
+  return decodeDefaults(PRODUCER_FIELDS, PRODUCER_OPTIONS, (buf) => backend.producerOptionsDefault(buf), 'producer');
+}
+
+function consumerDefaults(backend) {
+  return decodeDefaults(CONSUMER_FIELDS, CONSUMER_OPTIONS, (buf) => backend.consumerOptionsDefault(buf), 'consumer');
+}
+
 function producerOptions(backend, options) {
   return encodeOptions(
     options,
@@ -111,4 +148,12 @@ function consumerOptions(backend, options) {
   );
 }
 
-module.exports = { producerOptions, consumerOptions, cString, PRODUCER_FIELDS, CONSUMER_FIELDS };
+module.exports = {
+  producerOptions,
+  consumerOptions,
+  producerDefaults,
+  consumerDefaults,
+  cString,
+  PRODUCER_FIELDS,
+  CONSUMER_FIELDS,
+};

@@ -16,6 +16,8 @@ producer.push({
   seq: 0n,
 });
 const accepted: number = producer.pushMany([]);
+const lotLines = Producer.defaultOptions().maxLotLines;
+const noDir: null = Consumer.defaultOptions().outputDir;
 producer.pushJson('{"a":1}');
 producer.pushJson(Buffer.from('{}'));
 producer.flush();
@@ -57,4 +59,4 @@ producer.push({ obs: ['1'], mask: [], action: 0, reward: 0, done: false, gameId:
 // @ts-expect-error unknown backend
 load({ backend: 'ctypes' });
 
-export { accepted, closed, lines, v, code };
+export { accepted, closed, lines, v, code, lotLines, noDir };
