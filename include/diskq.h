@@ -438,8 +438,10 @@ dq_status dq_consumer_poll(struct dq_consumer *c,
                            struct dq_poll_result *out_result);
 
 /**
- * Finishes the current output file and closes the consumer. Later polls
- * and a second close return DQ_STATUS_CLOSED.
+ * Finishes the current output file, closes the consumer and releases
+ * its id, so another consumer may open with it. Later polls and a second
+ * close return DQ_STATUS_CLOSED. If finishing the output fails, the
+ * consumer stays open and keeps its id.
  *
  * Thread safety: calls on one handle are serialized.
  *

@@ -42,8 +42,8 @@ pub struct Consumer {
     opts: ConsumerOptions,
     output_dir: PathBuf,
 
-    // Held for the consumer's lifetime; the flock on it marks the id taken.
-    _lock: File,
+    // Held until close; the flock on it marks the id taken.
+    lock: Option<File>,
     output: Option<OutputFile>,
     closed: bool,
 
@@ -159,7 +159,7 @@ impl Consumer {
             paths,
             opts,
             output_dir,
-            _lock: lock,
+            lock: Some(lock),
             output: None,
             closed: false,
             needs_recovery: false,
@@ -245,8 +245,8 @@ impl Consumer {
         Ok(self.stats)
     }
 
-    /// Finishes the current output file and closes the consumer. The id
-    /// stays locked until the consumer is dropped.
+    /// Finishes the current output file, closes the consumer and releases
+    /// its id, so another consumer may open with it.
     ///
     /// # Errors
     ///
@@ -263,6 +263,7 @@ impl Consumer {
         }
         self.compress_archived();
         self.closed = true;
+        self.lock = None;
         log::info!(
             target: "queue_consumer",
             "closed consumer id={} lots={} lines={}",

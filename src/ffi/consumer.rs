@@ -225,8 +225,10 @@ pub unsafe extern "C" fn dq_consumer_poll(
     })
 }
 
-/// Finishes the current output file and closes the consumer. Later polls
-/// and a second close return DQ_STATUS_CLOSED.
+/// Finishes the current output file, closes the consumer and releases
+/// its id, so another consumer may open with it. Later polls and a second
+/// close return DQ_STATUS_CLOSED. If finishing the output fails, the
+/// consumer stays open and keeps its id.
 ///
 /// Thread safety: calls on one handle are serialized.
 ///

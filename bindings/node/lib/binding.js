@@ -263,8 +263,8 @@ function createBinding(backend) {
       const handle = this.#live();
       const status = backend.consumerClose(handle);
       if (status !== 0) throw failure(status);
-      // The id lock goes with the handle, so free it now rather than
-      // keep the id taken until garbage collection.
+      // Nothing can use a closed consumer, so free the handle now rather
+      // than hold its memory until the process exits.
       backend.consumerFree(handle);
       this.#handle = null;
       exitHook.forget(this);
