@@ -18,6 +18,26 @@ use crate::workload::{pool, Lines};
 pub struct Run {
     pub wall: Duration,
     pub lots: u64,
+    /// CPU time (user plus system) of the producer side and of the
+    /// consumer, threads or processes, while they ran.
+    pub cpu: (Duration, Duration),
+}
+
+impl Run {
+    /// Returns the CPU time of producers and consumer together.
+    pub fn cpu_total(&self) -> Duration {
+        self.cpu.0 + self.cpu.1
+    }
+
+    /// Describes the CPU use of both sides as shares of the wall time.
+    pub fn cpu_note(&self) -> String {
+        let share = |d: Duration| 100.0 * d.as_secs_f64() / self.wall.as_secs_f64();
+        format!(
+            "; CPU time as a share of wall time: producers {:.0}%, consumer {:.0}%",
+            share(self.cpu.0),
+            share(self.cpu.1)
+        )
+    }
 }
 
 /// Creates `<work>/<name>/queue` and `<work>/<name>/out`, empty.
@@ -61,34 +81,45 @@ pub fn thread_pair(lines: &Lines, queue: &Path, out: &Path, durable: bool) -> Ru
     let stop = AtomicBool::new(false);
 
     let start = Instant::now();
-    let lots = std::thread::scope(|s| {
-        let consumer_thread = s.spawn(|| consumer.run(&stop));
+    let (lots, cpu) = std::thread::scope(|s| {
+        // Named, so that profilers can tell its samples from the producer's.
+        let consumer_thread = std::thread::Builder::new()
+            .name("bench-consumer".into())
+            .spawn_scoped(s, || {
+                consumer.run(&stop).expect("consumer run");
+                sys::thread_cpu()
+            })
+            .expect("start the consumer thread");
+        let cpu_before = sys::thread_cpu();
         for k in 0..lines.len() {
             producer.push_json(lines.body(k)).expect("push_json");
         }
         producer.close().expect("close producer");
+        let producer_cpu = sys::thread_cpu() - cpu_before;
         let lots = producer.stats().lots_published;
         wait_archived(queue, lots);
         stop.store(true, Ordering::Relaxed);
-        consumer_thread
+        let consumer_cpu = consumer_thread
             .join()
-            .expect("the consumer thread does not panic")
-            .expect("consumer run");
-        lots
+            .expect("the consumer thread does not panic");
+        (lots, (producer_cpu, consumer_cpu))
     });
     Run {
         wall: start.elapsed(),
         lots,
+        cpu,
     }
 }
 
-/// Waits until `archive/` holds `lots` archived lots.
+/// Waits until `archive/` contains `lots` archived lots. It lists the
+/// folder every 5 ms, which is often enough for multi-second runs and
+/// leaves the measured threads their CPU.
 pub fn wait_archived(queue: &Path, lots: u64) {
     let archive = queue.join("archive");
     let deadline = Instant::now() + Duration::from_secs(600);
     while sys::count_suffix(&archive, ".done").expect("list archive") < lots as usize {
         assert!(Instant::now() < deadline, "the consumer stopped archiving");
-        std::thread::sleep(Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -100,8 +131,9 @@ pub struct ChildArgs {
     pub to: u64,
 }
 
-/// Body of a producer child: builds its lines, reports `ready`, waits for
-/// a line on stdin, pushes, closes, and reports the lots it published.
+/// Runs a producer child: builds its lines, reports `ready`, waits for a
+/// line on stdin, pushes, closes, and reports the lots it published and
+/// the CPU time of its pushes.
 pub fn child_producer(args: &ChildArgs) {
     let lines = Lines::build(&mut pool(args.seed), args.from..args.to);
     let producer = Producer::open(&args.queue, lot_options()).expect("open producer");
@@ -112,17 +144,20 @@ pub fn child_producer(args: &ChildArgs) {
     std::io::stdin()
         .read_line(&mut go)
         .expect("read from the parent");
+    let cpu_before = sys::thread_cpu();
     for k in 0..lines.len() {
         producer.push_json(lines.body(k)).expect("push_json");
     }
     producer.close().expect("close producer");
-    writeln!(stdout, "lots {}", producer.stats().lots_published).expect("write to the parent");
+    let cpu = sys::thread_cpu() - cpu_before;
+    let lots = producer.stats().lots_published;
+    writeln!(stdout, "lots {lots} cpu_us {}", cpu.as_micros()).expect("write to the parent");
 }
 
-/// `procs` producer processes (this executable in child mode) push an
-/// equal share of `n` lines while `diskq consume` runs; the clock stops
-/// when the consumer, stopped by SIGTERM once every lot is archived, has
-/// exited and so finished its last output file.
+/// Runs `procs` producer processes (this executable in child mode), each
+/// pushing an equal share of `n` lines, while `diskq consume` runs. The
+/// consumer gets SIGTERM once every lot is archived, and the clock stops
+/// when it has exited, which finishes its last output file.
 pub fn processes(diskq_bin: &Path, seed: u64, n: u64, procs: u64, queue: &Path, out: &Path) -> Run {
     let exe = std::env::current_exe().expect("the benchmark knows its path");
     let mut children = Vec::new();
@@ -166,27 +201,36 @@ pub fn processes(diskq_bin: &Path, seed: u64, n: u64, procs: u64, queue: &Path, 
         stdin.write_all(b"go\n").expect("start a producer");
     }
     let mut lots = 0;
+    let mut producers_cpu = Duration::ZERO;
     for (child, reader) in children.iter_mut().zip(&mut readers) {
         let mut line = String::new();
-        reader
-            .read_line(&mut line)
-            .expect("read a child's lot count");
-        let count = line.trim().strip_prefix("lots ").expect("a lot count");
+        reader.read_line(&mut line).expect("read a child's report");
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let ["lots", count, "cpu_us", cpu_us] = fields[..] else {
+            panic!("unexpected report from a producer child: {line:?}");
+        };
         lots += count.parse::<u64>().expect("a number of lots");
+        producers_cpu += Duration::from_micros(cpu_us.parse().expect("a CPU time"));
         assert!(child.0.wait().expect("wait for a producer").success());
     }
     wait_archived(queue, lots);
     sys::terminate(&consume.0).expect("stop diskq consume");
+
+    // Every other child is reaped by now, so the change of the children's
+    // CPU time across this wait is the consumer's.
+    let children_before = sys::children_cpu();
     assert!(consume.0.wait().expect("wait for diskq consume").success());
+    let consumer_cpu = sys::children_cpu() - children_before;
     Run {
         wall: start.elapsed(),
         lots,
+        cpu: (producers_cpu, consumer_cpu),
     }
 }
 
-/// Checks that the finished output files hold every line of transitions
-/// `0..n` exactly once, byte for byte, and that no file is left open.
-/// `lines` must hold transitions `0..n`.
+/// Checks that the output folder contains only finished `.jsonl` files
+/// and that they contain every line of transitions `0..n` exactly once,
+/// byte for byte. `lines` must contain transitions `0..n`.
 pub fn verify_exactly_once(out: &Path, lines: &Lines, n: u64) -> Result<(), String> {
     let mut seen = vec![false; n as usize];
     let mut count = 0u64;

@@ -46,7 +46,7 @@ pub struct Ctx<'a> {
     pub lines: &'a Lines,
     pub pool: &'a mut [Transition],
     /// NUL-terminated copies of each pool entry's ids, as a C caller
-    /// holds them.
+    /// keeps them.
     pub c_ids: Vec<(CString, CString)>,
 }
 
@@ -193,18 +193,23 @@ pub fn run(ctx: &mut Ctx, repeat: usize, only: &dyn Fn(&str) -> bool, report: &m
         return;
     }
     let mut best = vec![Duration::MAX; cases.len()];
+    let mut best_cpu = vec![Duration::MAX; cases.len()];
     for round in 0..repeat {
         println!("producer cases, round {} of {repeat}", round + 1);
         for (i, case) in cases.iter().enumerate() {
             let dir = ctx.fresh_dir(case.name);
+            let cpu_before = sys::thread_cpu();
             let took = (case.run)(ctx, &dir);
+            let cpu = sys::thread_cpu() - cpu_before;
             std::fs::remove_dir_all(&dir).expect("the case folder can be removed");
             best[i] = best[i].min(took);
+            best_cpu[i] = best_cpu[i].min(cpu);
         }
     }
     let n = ctx.n() as f64;
-    for (case, took) in cases.iter().zip(best) {
+    for ((case, took), cpu) in cases.iter().zip(best).zip(best_cpu) {
         let mut row = Row::new(case.name, n / took.as_secs_f64(), Unit::PerSec)
+            .per_cpu(n / cpu.as_secs_f64())
             .note(format!("{}; best of {repeat}", case.note));
         if let Some(reference) = case.reference {
             row = row.vs(reference);
@@ -217,8 +222,8 @@ pub fn run(ctx: &mut Ctx, repeat: usize, only: &dyn Fn(&str) -> bool, report: &m
 }
 
 /// Writes pre-serialized lines through a 128 KiB buffer into `.part`
-/// files renamed to `.ready` every 500 lines; with `fsync`, each lot is
-/// synced before the rename and the folder after it.
+/// files, each renamed to `.ready` after 500 lines. With `fsync`, each
+/// lot is synced before its rename and the folder after it.
 pub fn raw_write_rotate(lines: &Lines, dir: &Path, fsync: bool) -> Duration {
     let start = Instant::now();
     let mut lot = RawLot::default();
@@ -402,7 +407,8 @@ fn ffi_open(dir: &Path) -> *mut dq_producer {
     let native = lot_options();
     opts.max_lot_lines = native.max_lot_lines;
     opts.max_lot_bytes = native.max_lot_bytes;
-    let c_dir = CString::new(dir.as_os_str().as_bytes()).expect("path holds no NUL");
+    let c_dir =
+        CString::new(dir.as_os_str().as_bytes()).expect("the work path contains no NUL byte");
     let mut handle = std::ptr::null_mut();
     // SAFETY: c_dir is NUL-terminated, opts and handle are valid.
     let status = unsafe { dq_producer_open(c_dir.as_ptr(), &opts, &mut handle) };

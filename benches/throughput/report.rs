@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-/// What a figure measures.
+/// Unit of a figure.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Unit {
     /// Transitions per second.
@@ -86,10 +86,14 @@ pub struct Row {
     pub name: String,
     pub value: f64,
     pub unit: Unit,
+    /// The same work per second of CPU time (user plus system) of the
+    /// measured threads or processes, for figures in transitions/s. Load
+    /// from other processes changes it far less than the wall-time value.
+    pub per_cpu: Option<f64>,
     /// Name of the row this one is compared with.
     pub reference: Option<String>,
     pub target: Option<Target>,
-    /// How the figure was obtained, in a few words.
+    /// Method behind the figure, in a few words.
     pub note: String,
 }
 
@@ -99,10 +103,16 @@ impl Row {
             name: name.to_string(),
             value,
             unit,
+            per_cpu: None,
             reference: None,
             target: None,
             note: String::new(),
         }
+    }
+
+    pub fn per_cpu(mut self, rate: f64) -> Row {
+        self.per_cpu = Some(rate);
+        self
     }
 
     pub fn vs(mut self, reference: &str) -> Row {
@@ -132,6 +142,8 @@ pub struct Report {
 struct Evaluated<'a> {
     row: &'a Row,
     ratio: Option<f64>,
+    /// Ratio of the per-CPU-second figures.
+    cpu_ratio: Option<f64>,
     met: Option<bool>,
 }
 
@@ -150,12 +162,24 @@ impl Report {
         self.rows
             .iter()
             .map(|row| {
-                let ratio = row.reference.as_ref().and_then(|name| {
-                    let reference = self.rows.iter().find(|r| &r.name == name)?;
-                    (reference.value > 0.0).then(|| row.value / reference.value)
-                });
+                let reference = row
+                    .reference
+                    .as_ref()
+                    .and_then(|name| self.rows.iter().find(|r| &r.name == name));
+                let ratio = reference
+                    .filter(|r| r.value > 0.0)
+                    .map(|r| row.value / r.value);
+                let cpu_ratio = match (row.per_cpu, reference.and_then(|r| r.per_cpu)) {
+                    (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                    _ => None,
+                };
                 let met = row.target.and_then(|t| t.met(row.value, ratio));
-                Evaluated { row, ratio, met }
+                Evaluated {
+                    row,
+                    ratio,
+                    cpu_ratio,
+                    met,
+                }
             })
             .collect()
     }
@@ -163,11 +187,17 @@ impl Report {
     /// Renders the table as Markdown, for the terminal and the docs.
     pub fn table(&self) -> String {
         let mut out = String::new();
-        out.push_str("| name | value | unit | reference | ratio | target | met |\n");
-        out.push_str("|---|---:|---|---|---:|---|---|\n");
+        out.push_str(
+            "| name | value | unit | per CPU-s | reference | ratio | CPU ratio | target | met |\n",
+        );
+        out.push_str("|---|---:|---|---:|---|---:|---:|---|---|\n");
         for e in self.evaluate() {
             let row = e.row;
             let ratio = e.ratio.map_or("-".to_string(), |r| format!("{r:.2}x"));
+            let cpu_ratio = e.cpu_ratio.map_or("-".to_string(), |r| format!("{r:.2}x"));
+            let per_cpu = row
+                .per_cpu
+                .map_or("-".to_string(), |v| format_value(v, row.unit));
             let target = row.target.map_or("-".to_string(), |t| t.describe(row.unit));
             let met = match e.met {
                 Some(true) => "met",
@@ -177,7 +207,7 @@ impl Report {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {ratio} | {target} | {met} |",
+                "| {} | {} | {} | {per_cpu} | {} | {ratio} | {cpu_ratio} | {target} | {met} |",
                 row.name,
                 format_value(row.value, row.unit),
                 row.unit.label(),
@@ -197,8 +227,10 @@ impl Report {
                     "name": e.row.name,
                     "value": e.row.value,
                     "unit": e.row.unit.key(),
+                    "per_cpu_second": e.row.per_cpu,
                     "reference": e.row.reference,
                     "ratio": e.ratio,
+                    "cpu_ratio": e.cpu_ratio,
                     "target": e.row.target.map(|t| t.describe(e.row.unit)),
                     "met": e.met,
                     "note": e.row.note,

@@ -1,8 +1,8 @@
-//! Scale and memory: `diskq consume --once` as a child process,
-//! measured with `wait4` for its CPU time and peak RSS, draining a deep backlog of
-//! one-line lots next to a large archive, a small queue for comparison,
-//! and lots whose single line is close to the 16 MiB maximum. strace
-//! counts the system calls of a separate run.
+//! Scale and memory runs of `diskq consume --once` as a child process,
+//! measured with `wait4` for its CPU time and peak RSS. The queues are a
+//! deep backlog of one-line lots next to a large archive, a small queue
+//! for comparison, and lots whose single line is close to the 16 MiB
+//! maximum. strace counts the system calls of separate runs.
 
 use std::ffi::OsStr;
 use std::fs::File;

@@ -154,7 +154,7 @@ pub fn mono_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// What a measured child process used.
+/// Resource usage of a measured child process.
 #[derive(Debug, Clone, Copy)]
 pub struct ChildUsage {
     /// [`mono_ns`] just before the helper started the program.
@@ -209,10 +209,10 @@ pub fn run_measured(program: &Path, args: &[&std::ffi::OsStr]) -> io::Result<Chi
     })
 }
 
-/// Body of `--measure-child PROGRAM ARGS...`: runs the program with its
-/// output discarded, reaps it with `wait4`, and prints `usage` followed
-/// by the start and end times ([`mono_ns`]), the CPU time in
-/// microseconds, the peak RSS in KiB and 1 if it succeeded, else 0.
+/// Runs `--measure-child PROGRAM ARGS...`: starts the program with its
+/// output discarded and reaps it with `wait4`. Then prints one line:
+/// `usage`, the start and end times ([`mono_ns`]), the CPU time in
+/// microseconds, the peak RSS in KiB, and 1 if the program succeeded.
 // wait4 reaps the child, which clippy cannot see.
 #[allow(clippy::zombie_processes)]
 pub fn measure_child_main(args: &[String]) {
@@ -261,6 +261,34 @@ pub fn measure_child_main(args: &[String]) {
 
 fn timeval(t: libc::timeval) -> Duration {
     Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+}
+
+/// Returns the CPU time (user plus system) that the calling thread has
+/// used so far.
+pub fn thread_cpu() -> Duration {
+    // SAFETY: rusage is plain old data, so all-zero bytes are a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: usage is a valid rusage that outlives the call.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    assert_eq!(
+        rc, 0,
+        "getrusage(RUSAGE_THREAD) is available since Linux 2.6.26"
+    );
+    timeval(usage.ru_utime) + timeval(usage.ru_stime)
+}
+
+/// Returns the CPU time (user plus system) of all reaped child processes
+/// of this process.
+pub fn children_cpu() -> Duration {
+    // SAFETY: rusage is plain old data, so all-zero bytes are a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: usage is a valid rusage that outlives the call.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    assert_eq!(
+        rc, 0,
+        "getrusage(RUSAGE_CHILDREN) cannot fail with valid arguments"
+    );
+    timeval(usage.ru_utime) + timeval(usage.ru_stime)
 }
 
 /// Sends SIGTERM to a child process.

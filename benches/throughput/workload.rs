@@ -50,8 +50,8 @@ pub fn pool(seed: u64) -> Vec<Transition> {
 
 fn pool_entry(rng: &mut SplitMix64, j: usize) -> Transition {
     // k / 10^6 with k in 100000..=999999 has exactly six significant
-    // digits, and an f32 holds it closely enough that its shortest
-    // round-trip form is the same six digits.
+    // digits. An f32 carries more than six, so its shortest round-trip
+    // form is the same six digits.
     let obs = (0..OBS_LEN)
         .map(|_| {
             let k = (100_000 + rng.below(900_000)) as f32;
