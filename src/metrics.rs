@@ -205,6 +205,9 @@ impl Monitor {
                 ));
             }
         }
+        // NOTE: a file deleted while the listing runs, before the listing
+        // reached it, is subtracted by its event without having been
+        // counted; the totals stay low by one until the next listing.
         let mut listed = HashSet::new();
         let scan = scan_archive(
             &self.paths.archive,
