@@ -413,6 +413,16 @@ impl Consumer {
                 // Hidden names belong to tools still writing the file.
                 continue;
             }
+            if name.ends_with(PART_SUFFIX)
+                && !entry.file_type().is_ok_and(|t| t.is_file())
+                && self.warned_names.insert(name.clone())
+            {
+                log::warn!(
+                    target: "queue_consumer",
+                    "ignoring {}: not a regular file",
+                    dir.join(&name).display()
+                );
+            }
             if name.ends_with(READY_SUFFIX) {
                 names.push(name);
             } else if !name.ends_with(PART_SUFFIX)

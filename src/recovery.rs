@@ -59,7 +59,9 @@ pub fn recover_parts(paths: &QueuePaths, durable: bool) -> Result<PartReport> {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-                log::warn!(target: "diskq::recovery", "skipping {}: {e}", path.display());
+                // The consumer warns about such names once as it lists
+                // incoming/; repeating it at every scan would flood the log.
+                log::debug!(target: "diskq::recovery", "skipping {}: {e}", path.display());
                 continue;
             }
             Err(e) => return Err(Error::io("open", &path, e)),
@@ -136,6 +138,37 @@ fn publish_dead_part(
     log::warn!(target: "diskq::recovery", "published lot={id} lines={lines} of a dead producer");
     report.published += 1;
     report.lines += lines;
+    Ok(())
+}
+
+/// Cuts an open output file back to its last complete line. diskq itself
+/// never leaves a partial line past its claims' offsets, but power loss
+/// without `durable`, or a person editing the file, can; a finished file
+/// must hold whole lines only.
+fn cut_torn_tail(path: &Path, durable: bool) -> Result<()> {
+    let file = match fsio::open_regular(path, true) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("stat", path, e))?
+        .len();
+    let keep = end_of_last_line(&file, len).map_err(|e| Error::io("read", path, e))?;
+    if keep < len {
+        log::warn!(
+            target: "diskq::recovery",
+            "cutting a torn tail of {} bytes from output file {}",
+            len - keep,
+            path.display()
+        );
+        file.set_len(keep)
+            .map_err(|e| Error::io("truncate", path, e))?;
+        if durable {
+            file.sync_all().map_err(|e| Error::io("fsync", path, e))?;
+        }
+    }
     Ok(())
 }
 
@@ -269,6 +302,7 @@ pub fn recover_consumer(
                 continue;
             };
             if open_file_owner(&name) == Some(id) {
+                cut_torn_tail(&output_dir.join(&name), durable)?;
                 finish_open_file(output_dir, &name, durable)?;
                 report.finished += 1;
             }

@@ -138,3 +138,36 @@ fn long_lines_pass_through_intact() {
     consumer.close().unwrap();
     assert_eq!(read_output(&out), expected);
 }
+
+#[test]
+fn torn_tail_of_open_output_is_cut_on_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let queue = root.path().join("q");
+    let out = root.path().join("out");
+    std::fs::create_dir(&queue).unwrap();
+    let producer = Producer::open(&queue, ProducerOptions::default()).unwrap();
+    for seq in 0..3 {
+        producer.push(&transition(3, "pT", seq)).unwrap();
+    }
+    producer.close().unwrap();
+
+    // A consumer that is dropped without a chance to close leaves its
+    // open file; a torn tail there (power loss, a hand edit) must not
+    // reach the finished file.
+    let mut consumer = Consumer::open(&queue, consumer_opts(&out)).unwrap();
+    consumer.poll().unwrap();
+    let open = consumer.poll().unwrap().current_output.unwrap();
+    std::mem::forget(consumer);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&open)
+        .unwrap();
+    std::io::Write::write_all(&mut file, br#"{"obs":[0.1,0.2"#).unwrap();
+
+    let paths = diskq::QueuePaths::new(&queue);
+    let out_dir = std::fs::canonicalize(&out).unwrap();
+    let report = diskq::recover_consumer(&paths, "main", &out_dir, false).unwrap();
+    assert_eq!(report.finished, 1);
+    let expected: Vec<Transition> = (0..3).map(|seq| transition(3, "pT", seq)).collect();
+    assert_eq!(read_output(&out), expected);
+}
