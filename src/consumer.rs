@@ -256,7 +256,12 @@ impl Consumer {
         if self.closed {
             return Err(Error::new(ErrorKind::Closed, "consumer is already closed"));
         }
-        if let Some(output) = self.output.take() {
+        if self.needs_recovery {
+            // A failed copy may have left part of a lot in the output file:
+            // recovery cuts it off and returns the lot before it finishes
+            // the file.
+            self.recover_self()?;
+        } else if let Some(output) = self.output.take() {
             if output.finish(self.opts.durable)?.is_some() {
                 self.stats.finished_files += 1;
             }
@@ -474,7 +479,11 @@ impl Consumer {
             Err(e) => return Err(Error::io("claim lot", &source, e)),
         }
         if self.opts.durable {
-            self.sync_dirs(&[&self.paths.processing, &self.paths.incoming])?;
+            if let Err(e) = self.sync_dirs(&[&self.paths.processing, &self.paths.incoming]) {
+                // The claim stands; recovery returns the lot.
+                self.needs_recovery = true;
+                return Err(e);
+            }
         }
 
         let archived = self.paths.archive.join(format!("{name}{DONE_SUFFIX}"));

@@ -172,6 +172,10 @@ enum Command {
     Recover {
         /// Queue directory.
         queue: PathBuf,
+        /// fsync each repaired file and every folder after a rename in it,
+        /// as producers and consumers do in durable mode.
+        #[arg(long)]
+        durable: bool,
     },
 }
 
@@ -280,7 +284,7 @@ fn main() -> ExitCode {
             json,
             max_problems,
         } => verify(&queue, out, !no_episodes, json, max_problems),
-        Command::Recover { queue } => recover(&queue).map(|()| ExitCode::SUCCESS),
+        Command::Recover { queue, durable } => recover(&queue, durable).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -750,8 +754,8 @@ fn verify(
     })
 }
 
-fn recover(queue: &Path) -> Result<(), diskq::Error> {
-    let report = diskq::recover_queue(queue, false)?;
+fn recover(queue: &Path, durable: bool) -> Result<(), diskq::Error> {
+    let report = diskq::recover_queue(queue, durable)?;
     let p = report.parts;
     println!(
         "producers: published {} lots ({} lines), dropped {} torn lines, \
