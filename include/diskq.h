@@ -55,6 +55,12 @@ typedef int32_t dq_status;
  */
 typedef struct dq_consumer_options {
   /**
+   * Size in bytes of the struct as the caller compiled it, set by
+   * `dq_consumer_options_default`. It lets a library with more fields
+   * read an older caller's struct; do not change it.
+   */
+  size_t struct_size;
+  /**
    * Output folder, NUL-terminated; NULL means "dataset/transitions"
    * relative to the working directory. Borrowed for the call.
    */
@@ -145,6 +151,12 @@ typedef void (*dq_log_callback)(int32_t level,
  * first, then change what you need.
  */
 typedef struct dq_producer_options {
+  /**
+   * Size in bytes of the struct as the caller compiled it, set by
+   * `dq_producer_options_default`. It lets a library with more fields
+   * read an older caller's struct; do not change it.
+   */
+  size_t struct_size;
   /**
    * A lot is published once it holds this many transitions (> 0).
    */
@@ -388,7 +400,12 @@ extern "C" {
  * Fills `*out` with the default consumer options: output folder
  * "dataset/transitions", id "main", 5000 lines per output file, 16 MiB
  * maximum line, durable off, dead-producer scan every 10000 ms, full
- * validation on, archive kept plain and whole.
+ * validation on, archive kept plain and whole. Pass `sizeof *out` as
+ * `size`: a library newer than the caller's header then writes only the
+ * fields the caller knows, and records `size` in `struct_size`.
+ *
+ * Errors: DQ_STATUS_NULL_ARGUMENT, DQ_STATUS_INVALID_ARGUMENT when
+ * `size` cannot hold `struct_size`.
  *
  * Thread safety: any thread.
  *
@@ -397,7 +414,8 @@ extern "C" {
  * Each pointer argument is NULL or valid as described above, and a
  * handle argument comes from its `_open` function and was not freed.
  */
-dq_status dq_consumer_options_default(struct dq_consumer_options *out);
+dq_status dq_consumer_options_default(struct dq_consumer_options *out,
+                                      size_t size);
 
 /**
  * Opens a consumer on the queue directory `dir` and writes the handle
@@ -493,7 +511,13 @@ dq_status dq_set_log_callback(dq_log_callback callback,
 /**
  * Fills `*out` with the default producer options: 500 transitions or
  * 512 KiB per lot, 2000 ms maximum lot age, 16 MiB maximum line,
- * write-through off, durable off, recovery on open on.
+ * write-through off, durable off, recovery on open on. Pass
+ * `sizeof *out` as `size`: a library newer than the caller's header then
+ * writes only the fields the caller knows, and records `size` in
+ * `struct_size`.
+ *
+ * Errors: DQ_STATUS_NULL_ARGUMENT, DQ_STATUS_INVALID_ARGUMENT when
+ * `size` cannot hold `struct_size`.
  *
  * Thread safety: any thread.
  *
@@ -502,7 +526,8 @@ dq_status dq_set_log_callback(dq_log_callback callback,
  * Each pointer argument is NULL or valid as described above, and a
  * handle argument comes from its `_open` function and was not freed.
  */
-dq_status dq_producer_options_default(struct dq_producer_options *out);
+dq_status dq_producer_options_default(struct dq_producer_options *out,
+                                      size_t size);
 
 /**
  * Opens a producer on the queue directory `dir` (NUL-terminated, must
@@ -510,7 +535,8 @@ dq_status dq_producer_options_default(struct dq_producer_options *out);
  * `options` may be NULL for the defaults.
  *
  * Errors: DQ_STATUS_NULL_ARGUMENT, DQ_STATUS_INVALID_ARGUMENT (missing
- * or unwritable directory, bad option; the message names it),
+ * or unwritable directory, bad option, `struct_size` not set by
+ * `dq_producer_options_default`; the message names it),
  * DQ_STATUS_IO.
  *
  * Ownership: free the handle with `dq_producer_free`.

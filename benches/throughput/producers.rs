@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use diskq::ffi::{
-    dq_producer, dq_producer_close, dq_producer_free, dq_producer_open,
+    dq_producer, dq_producer_close, dq_producer_free, dq_producer_open, dq_producer_options,
     dq_producer_options_default, dq_producer_push, dq_producer_push_transition, dq_transition,
     DQ_STATUS_OK,
 };
@@ -400,7 +400,12 @@ fn push_ref_native(ctx: &mut Ctx, dir: &Path) -> Duration {
 fn ffi_open(dir: &Path) -> *mut dq_producer {
     let mut opts = std::mem::MaybeUninit::uninit();
     // SAFETY: the out-pointer is valid for one options struct.
-    let status = unsafe { dq_producer_options_default(opts.as_mut_ptr()) };
+    let status = unsafe {
+        dq_producer_options_default(
+            opts.as_mut_ptr(),
+            std::mem::size_of::<dq_producer_options>(),
+        )
+    };
     assert_eq!(status, DQ_STATUS_OK);
     // SAFETY: written by the successful call above.
     let mut opts = unsafe { opts.assume_init() };

@@ -486,7 +486,7 @@ int main(int argc, char **argv)
         return parsed < 0 ? 2 : 0;
     }
 
-    status = dq_producer_options_default(&producer_opts);
+    status = dq_producer_options_default(&producer_opts, sizeof producer_opts);
     if (status != DQ_STATUS_OK) {
         report_failure("dq_producer_options_default", status);
         return 1;

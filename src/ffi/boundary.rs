@@ -6,7 +6,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use super::status::{
-    dq_status, set_last_error, DQ_STATUS_INVALID_ARGUMENT, DQ_STATUS_NULL_ARGUMENT, DQ_STATUS_PANIC,
+    dq_status, set_last_error, DQ_STATUS_INVALID_ARGUMENT, DQ_STATUS_NULL_ARGUMENT, DQ_STATUS_OK,
+    DQ_STATUS_PANIC,
 };
 
 /// Runs `body`, turning a panic into `DQ_STATUS_PANIC` with a message.
@@ -122,3 +123,75 @@ macro_rules! try_status {
     };
 }
 pub(crate) use try_status;
+
+/// Largest `struct_size` accepted in an options struct; anything above
+/// is taken for an uninitialized field rather than a newer struct.
+const MAX_STRUCT_SIZE: usize = 4096;
+
+/// Writes the first `size` bytes of `value` to `out`, with `value`'s
+/// leading `struct_size` field set to the number of bytes written. A
+/// caller built against an older header passes its smaller `sizeof` and
+/// gets only the fields it knows.
+///
+/// # Safety
+///
+/// `out` is NULL or points to `size` writable bytes. `T` is a `repr(C)`
+/// struct whose first field is a `usize` named `struct_size`.
+pub(crate) unsafe fn write_versioned<T: Copy>(
+    out: *mut T,
+    size: usize,
+    value: T,
+    what: &str,
+) -> dq_status {
+    if let Err(status) = check_null(out, what) {
+        return status;
+    }
+    if size < std::mem::size_of::<usize>() {
+        set_last_error(&format!(
+            "size {size} is too small for {what}; pass sizeof the struct"
+        ));
+        return DQ_STATUS_INVALID_ARGUMENT;
+    }
+    let n = size.min(std::mem::size_of::<T>());
+    let mut value = value;
+    // SAFETY: T starts with a usize (the caller's contract), so its first
+    // bytes are that field; `value` is a local we own.
+    unsafe { (&mut value as *mut T).cast::<usize>().write(n) };
+    // SAFETY: `out` is not NULL and has `size` >= n writable bytes (the
+    // caller's contract); `value` has size_of::<T>() >= n readable bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping((&value as *const T).cast::<u8>(), out.cast::<u8>(), n)
+    };
+    DQ_STATUS_OK
+}
+
+/// Reads an options struct whose leading `struct_size` says how many of
+/// its bytes the caller filled; fields past that keep `default`'s values.
+///
+/// # Safety
+///
+/// `ptr` is not NULL and points to at least `struct_size` readable bytes,
+/// with `struct_size` as its first `usize`. `T` as in [`write_versioned`].
+pub(crate) unsafe fn read_versioned<T: Copy>(
+    ptr: *const T,
+    default: T,
+    what: &str,
+) -> Result<T, dq_status> {
+    // SAFETY: the caller promises at least the leading usize is readable.
+    let size = unsafe { ptr.cast::<usize>().read_unaligned() };
+    if !(std::mem::size_of::<usize>()..=MAX_STRUCT_SIZE).contains(&size) {
+        set_last_error(&format!(
+            "{what}.struct_size is {size}; fill the struct with its _default function first"
+        ));
+        return Err(DQ_STATUS_INVALID_ARGUMENT);
+    }
+    let n = size.min(std::mem::size_of::<T>());
+    let mut value = default;
+    // SAFETY: the caller promises `size` >= n readable bytes at `ptr`, and
+    // every field of these structs accepts any bit pattern (integers and
+    // raw pointers).
+    unsafe {
+        std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&mut value as *mut T).cast::<u8>(), n)
+    };
+    Ok(value)
+}

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::boundary::{check_null, flag, guard, path_arg, try_status};
+use super::boundary::{
+    check_null, flag, guard, path_arg, read_versioned, try_status, write_versioned,
+};
 use super::status::*;
 use crate::archive::Retention;
 use crate::config::ConsumerOptions;
@@ -28,6 +30,10 @@ pub struct dq_consumer {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct dq_consumer_options {
+    /// Size in bytes of the struct as the caller compiled it, set by
+    /// `dq_consumer_options_default`. It lets a library with more fields
+    /// read an older caller's struct; do not change it.
+    pub struct_size: usize,
     /// Output folder, NUL-terminated; NULL means "dataset/transitions"
     /// relative to the working directory. Borrowed for the call.
     pub output_dir: *const c_char,
@@ -77,7 +83,12 @@ pub struct dq_poll_result {
 /// Fills `*out` with the default consumer options: output folder
 /// "dataset/transitions", id "main", 5000 lines per output file, 16 MiB
 /// maximum line, durable off, dead-producer scan every 10000 ms, full
-/// validation on, archive kept plain and whole.
+/// validation on, archive kept plain and whole. Pass `sizeof *out` as
+/// `size`: a library newer than the caller's header then writes only the
+/// fields the caller knows, and records `size` in `struct_size`.
+///
+/// Errors: DQ_STATUS_NULL_ARGUMENT, DQ_STATUS_INVALID_ARGUMENT when
+/// `size` cannot hold `struct_size`.
 ///
 /// Thread safety: any thread.
 ///
@@ -86,26 +97,31 @@ pub struct dq_poll_result {
 /// Each pointer argument is NULL or valid as described above, and a
 /// handle argument comes from its `_open` function and was not freed.
 #[no_mangle]
-pub unsafe extern "C" fn dq_consumer_options_default(out: *mut dq_consumer_options) -> dq_status {
+pub unsafe extern "C" fn dq_consumer_options_default(
+    out: *mut dq_consumer_options,
+    size: usize,
+) -> dq_status {
     guard(|| {
-        try_status!(check_null(out, "options"));
-        let d = ConsumerOptions::default();
-        let options = dq_consumer_options {
-            output_dir: std::ptr::null(),
-            consumer_id: std::ptr::null(),
-            max_output_lines: d.max_output_lines,
-            max_line_bytes: d.max_line_bytes as u64,
-            durable: u8::from(d.durable),
-            recover_interval_ms: d.recover_interval.map_or(0, |i| i.as_millis() as u64),
-            full_validation: u8::from(d.full_validation),
-            compress_archive: u8::from(d.compress_archive),
-            archive_max_age_ms: 0,
-            archive_max_bytes: 0,
-        };
-        // SAFETY: not NULL; the caller promises writable memory.
-        unsafe { out.write(options) };
-        DQ_STATUS_OK
+        // SAFETY: the caller promises `size` writable bytes at `out`.
+        unsafe { write_versioned(out, size, default_options(), "options") }
     })
+}
+
+fn default_options() -> dq_consumer_options {
+    let d = ConsumerOptions::default();
+    dq_consumer_options {
+        struct_size: std::mem::size_of::<dq_consumer_options>(),
+        output_dir: std::ptr::null(),
+        consumer_id: std::ptr::null(),
+        max_output_lines: d.max_output_lines,
+        max_line_bytes: d.max_line_bytes as u64,
+        durable: u8::from(d.durable),
+        recover_interval_ms: d.recover_interval.map_or(0, |i| i.as_millis() as u64),
+        full_validation: u8::from(d.full_validation),
+        compress_archive: u8::from(d.compress_archive),
+        archive_max_age_ms: 0,
+        archive_max_bytes: 0,
+    }
 }
 
 /// # Safety
@@ -168,7 +184,12 @@ pub unsafe extern "C" fn dq_consumer_open(
             ConsumerOptions::default()
         } else {
             // SAFETY: not NULL; the caller promises a valid struct.
-            try_status!(unsafe { convert_options(&*options) })
+            // SAFETY: not NULL; the caller promises a struct filled by
+            // dq_consumer_options_default, at least struct_size bytes long.
+            let options =
+                try_status!(unsafe { read_versioned(options, default_options(), "options") });
+            // SAFETY: its string pointers are NULL or NUL-terminated.
+            try_status!(unsafe { convert_options(&options) })
         };
         match Consumer::open(dir, opts) {
             Ok(consumer) => {

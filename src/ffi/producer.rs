@@ -3,7 +3,10 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use super::boundary::{check_null, flag, guard, path_arg, slice_arg, str_field, try_status};
+use super::boundary::{
+    check_null, flag, guard, path_arg, read_versioned, slice_arg, str_field, try_status,
+    write_versioned,
+};
 use super::status::*;
 use crate::config::ProducerOptions;
 use crate::error::{Error, ErrorKind};
@@ -25,6 +28,10 @@ pub struct dq_producer {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct dq_producer_options {
+    /// Size in bytes of the struct as the caller compiled it, set by
+    /// `dq_producer_options_default`. It lets a library with more fields
+    /// read an older caller's struct; do not change it.
+    pub struct_size: usize,
     /// A lot is published once it holds this many transitions (> 0).
     pub max_lot_lines: u64,
     /// A lot is published before it would pass this many bytes (> 0).
@@ -76,7 +83,13 @@ pub struct dq_transition {
 
 /// Fills `*out` with the default producer options: 500 transitions or
 /// 512 KiB per lot, 2000 ms maximum lot age, 16 MiB maximum line,
-/// write-through off, durable off, recovery on open on.
+/// write-through off, durable off, recovery on open on. Pass
+/// `sizeof *out` as `size`: a library newer than the caller's header then
+/// writes only the fields the caller knows, and records `size` in
+/// `struct_size`.
+///
+/// Errors: DQ_STATUS_NULL_ARGUMENT, DQ_STATUS_INVALID_ARGUMENT when
+/// `size` cannot hold `struct_size`.
 ///
 /// Thread safety: any thread.
 ///
@@ -85,24 +98,28 @@ pub struct dq_transition {
 /// Each pointer argument is NULL or valid as described above, and a
 /// handle argument comes from its `_open` function and was not freed.
 #[no_mangle]
-pub unsafe extern "C" fn dq_producer_options_default(out: *mut dq_producer_options) -> dq_status {
+pub unsafe extern "C" fn dq_producer_options_default(
+    out: *mut dq_producer_options,
+    size: usize,
+) -> dq_status {
     guard(|| {
-        try_status!(check_null(out, "options"));
-        let d = ProducerOptions::default();
-        let options = dq_producer_options {
-            max_lot_lines: d.max_lot_lines,
-            max_lot_bytes: d.max_lot_bytes,
-            max_lot_age_ms: d.max_lot_age.map_or(0, |a| a.as_millis() as u64),
-            max_line_bytes: d.max_line_bytes as u64,
-            write_through: u8::from(d.write_through),
-            durable: u8::from(d.durable),
-            recover_on_open: u8::from(d.recover_on_open),
-        };
-        // SAFETY: not NULL (checked above); the caller promises it points
-        // to writable memory for one dq_producer_options.
-        unsafe { out.write(options) };
-        DQ_STATUS_OK
+        // SAFETY: the caller promises `size` writable bytes at `out`.
+        unsafe { write_versioned(out, size, default_options(), "options") }
     })
+}
+
+fn default_options() -> dq_producer_options {
+    let d = ProducerOptions::default();
+    dq_producer_options {
+        struct_size: std::mem::size_of::<dq_producer_options>(),
+        max_lot_lines: d.max_lot_lines,
+        max_lot_bytes: d.max_lot_bytes,
+        max_lot_age_ms: d.max_lot_age.map_or(0, |a| a.as_millis() as u64),
+        max_line_bytes: d.max_line_bytes as u64,
+        write_through: u8::from(d.write_through),
+        durable: u8::from(d.durable),
+        recover_on_open: u8::from(d.recover_on_open),
+    }
 }
 
 fn convert_options(o: &dq_producer_options) -> Result<ProducerOptions, dq_status> {
@@ -127,7 +144,8 @@ fn convert_options(o: &dq_producer_options) -> Result<ProducerOptions, dq_status
 /// `options` may be NULL for the defaults.
 ///
 /// Errors: DQ_STATUS_NULL_ARGUMENT, DQ_STATUS_INVALID_ARGUMENT (missing
-/// or unwritable directory, bad option; the message names it),
+/// or unwritable directory, bad option, `struct_size` not set by
+/// `dq_producer_options_default`; the message names it),
 /// DQ_STATUS_IO.
 ///
 /// Ownership: free the handle with `dq_producer_free`.
@@ -151,7 +169,11 @@ pub unsafe extern "C" fn dq_producer_open(
             ProducerOptions::default()
         } else {
             // SAFETY: not NULL; the caller promises a valid struct.
-            try_status!(convert_options(unsafe { &*options }))
+            // SAFETY: not NULL; the caller promises a struct filled by
+            // dq_producer_options_default, at least struct_size bytes long.
+            let options =
+                try_status!(unsafe { read_versioned(options, default_options(), "options") });
+            try_status!(convert_options(&options))
         };
         match Producer::open(dir, opts) {
             Ok(inner) => {

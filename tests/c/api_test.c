@@ -396,7 +396,7 @@ static dq_consumer_options consumer_options(const char *out_dir,
     dq_consumer_options o;
 
     memset(&o, 0xab, sizeof o);
-    EXPECT_STATUS(dq_consumer_options_default(&o), DQ_STATUS_OK);
+    EXPECT_STATUS(dq_consumer_options_default(&o, sizeof o), DQ_STATUS_OK);
     o.output_dir = out_dir;
     o.consumer_id = id;
     return o;
@@ -479,7 +479,7 @@ static void *message_thread(void *arg)
     struct thread_message *m = arg;
 
     last_message(m->before, sizeof m->before);
-    dq_producer_options_default(NULL);
+    dq_producer_options_default(NULL, sizeof(dq_producer_options));
     last_message(m->after, sizeof m->after);
     return NULL;
 }
@@ -590,7 +590,7 @@ static void test_option_defaults(void)
     dq_consumer_options co;
 
     memset(&po, 0xab, sizeof po);
-    EXPECT_STATUS(dq_producer_options_default(&po), DQ_STATUS_OK);
+    EXPECT_STATUS(dq_producer_options_default(&po, sizeof po), DQ_STATUS_OK);
     CHECK(po.max_lot_lines == 500);
     CHECK(po.max_lot_bytes == 512 * 1024);
     CHECK(po.max_lot_age_ms == 2000);
@@ -600,13 +600,52 @@ static void test_option_defaults(void)
     CHECK(po.recover_on_open == 1);
 
     memset(&co, 0xab, sizeof co);
-    EXPECT_STATUS(dq_consumer_options_default(&co), DQ_STATUS_OK);
+    EXPECT_STATUS(dq_consumer_options_default(&co, sizeof co), DQ_STATUS_OK);
     CHECK(co.output_dir == NULL);
     CHECK(co.consumer_id == NULL);
     CHECK(co.max_output_lines == 5000);
     CHECK(co.max_line_bytes == 16 * 1024 * 1024);
     CHECK(co.durable == 0);
     CHECK(co.recover_interval_ms == 10000);
+    CHECK(po.struct_size == sizeof po);
+    CHECK(co.struct_size == sizeof co);
+}
+
+/* A caller compiled against an older, shorter header passes its smaller
+ * sizeof: the library writes only that much and reads only that much. */
+static void test_option_struct_size(void)
+{
+    char q[PATH_MAX];
+    unsigned char buf[sizeof(dq_producer_options) + 16];
+    dq_producer_options po;
+    dq_producer *p = NULL;
+    size_t old_size = offsetof(dq_producer_options, max_lot_bytes);
+
+    make_dir(q, sizeof q, "q_struct_size");
+
+    memset(buf, 0xab, sizeof buf);
+    EXPECT_STATUS(dq_producer_options_default((dq_producer_options *)buf,
+                                              old_size),
+                  DQ_STATUS_OK);
+    CHECK(buf[old_size] == 0xab);
+    memcpy(&po, buf, old_size);
+    CHECK(po.struct_size == old_size);
+    CHECK(po.max_lot_lines == 500);
+
+    /* Fields past struct_size are never read: garbage there is ignored. */
+    memset((unsigned char *)&po + old_size, 0xff, sizeof po - old_size);
+    po.max_lot_lines = 3;
+    EXPECT_STATUS(dq_producer_open(q, &po, &p), DQ_STATUS_OK);
+    dq_producer_free(p);
+
+    EXPECT_ERROR(dq_producer_options_default(&po, 4),
+                 DQ_STATUS_INVALID_ARGUMENT, "size 4");
+    dq_producer_options_default(&po, sizeof po);
+    po.struct_size = 0;
+    p = NULL;
+    EXPECT_ERROR(dq_producer_open(q, &po, &p), DQ_STATUS_INVALID_ARGUMENT,
+                 "struct_size");
+    CHECK(p == NULL);
 }
 
 static void test_invalid_options(void)
@@ -622,27 +661,27 @@ static void test_invalid_options(void)
     make_dir(q, sizeof q, "q_options");
     join(out, sizeof out, root, "out_options");
 
-    dq_producer_options_default(&po);
+    dq_producer_options_default(&po, sizeof po);
     po.durable = 2;
     EXPECT_ERROR(dq_producer_open(q, &po, &p), DQ_STATUS_INVALID_ARGUMENT,
                  "durable");
-    dq_producer_options_default(&po);
+    dq_producer_options_default(&po, sizeof po);
     po.write_through = 3;
     EXPECT_ERROR(dq_producer_open(q, &po, &p), DQ_STATUS_INVALID_ARGUMENT,
                  "write_through");
-    dq_producer_options_default(&po);
+    dq_producer_options_default(&po, sizeof po);
     po.recover_on_open = 255;
     EXPECT_ERROR(dq_producer_open(q, &po, &p), DQ_STATUS_INVALID_ARGUMENT,
                  "recover_on_open");
-    dq_producer_options_default(&po);
+    dq_producer_options_default(&po, sizeof po);
     po.max_lot_lines = 0;
     EXPECT_ERROR(dq_producer_open(q, &po, &p), DQ_STATUS_INVALID_ARGUMENT,
                  "max_lot_lines");
-    dq_producer_options_default(&po);
+    dq_producer_options_default(&po, sizeof po);
     po.max_lot_bytes = 0;
     EXPECT_ERROR(dq_producer_open(q, &po, &p), DQ_STATUS_INVALID_ARGUMENT,
                  "max_lot_bytes");
-    dq_producer_options_default(&po);
+    dq_producer_options_default(&po, sizeof po);
     po.max_line_bytes = 0;
     EXPECT_ERROR(dq_producer_open(q, &po, &p), DQ_STATUS_INVALID_ARGUMENT,
                  "max_line_bytes");
@@ -801,7 +840,7 @@ static void test_round_trip_options(void)
     join(archive, sizeof archive, q, "archive");
     join(incoming, sizeof incoming, q, "incoming");
 
-    EXPECT_STATUS(dq_producer_options_default(&po), DQ_STATUS_OK);
+    EXPECT_STATUS(dq_producer_options_default(&po, sizeof po), DQ_STATUS_OK);
     po.max_lot_lines = 3;
     po.max_lot_age_ms = 0;
     po.write_through = 1;
@@ -939,7 +978,7 @@ static void test_bad_input(void)
 
     make_dir(q, sizeof q, "q_bad");
     join(out, sizeof out, root, "out_bad");
-    dq_producer_options_default(&po);
+    dq_producer_options_default(&po, sizeof po);
     po.max_lot_age_ms = 0;
     po.max_line_bytes = 200;
     EXPECT_STATUS(dq_producer_open(q, &po, &p), DQ_STATUS_OK);
@@ -1101,12 +1140,12 @@ static void test_null_arguments(void)
 
     make_dir(q, sizeof q, "q_null");
     join(out, sizeof out, root, "out_null");
-    dq_producer_options_default(&po);
+    dq_producer_options_default(&po, sizeof po);
     po.max_lot_age_ms = 0;
 
-    EXPECT_ERROR(dq_producer_options_default(NULL), DQ_STATUS_NULL_ARGUMENT,
+    EXPECT_ERROR(dq_producer_options_default(NULL, sizeof(dq_producer_options)), DQ_STATUS_NULL_ARGUMENT,
                  "options");
-    EXPECT_ERROR(dq_consumer_options_default(NULL), DQ_STATUS_NULL_ARGUMENT,
+    EXPECT_ERROR(dq_consumer_options_default(NULL, sizeof(dq_consumer_options)), DQ_STATUS_NULL_ARGUMENT,
                  "options");
 
     EXPECT_ERROR(dq_producer_open(NULL, &po, &p), DQ_STATUS_NULL_ARGUMENT,
@@ -1307,7 +1346,7 @@ static void test_closed_handles(void)
 
     make_dir(q, sizeof q, "q_closed");
     join(out, sizeof out, root, "out_closed");
-    dq_producer_options_default(&po);
+    dq_producer_options_default(&po, sizeof po);
     po.max_lot_age_ms = 0;
 
     EXPECT_STATUS(dq_producer_open(q, &po, &p), DQ_STATUS_OK);
@@ -1354,7 +1393,7 @@ static void test_queue_removed_under_producer(void)
     int i;
 
     make_dir(q, sizeof q, "q_removed");
-    dq_producer_options_default(&po);
+    dq_producer_options_default(&po, sizeof po);
     po.max_lot_age_ms = 0;
     EXPECT_STATUS(dq_producer_open(q, &po, &p), DQ_STATUS_OK);
     if (p == NULL)
@@ -1625,7 +1664,7 @@ static void produce_and_consume(const char *q, const char *out)
     dq_producer *p = NULL;
     dq_poll_result r;
 
-    dq_producer_options_default(&po);
+    dq_producer_options_default(&po, sizeof po);
     po.max_lot_age_ms = 0;
     EXPECT_STATUS(dq_producer_open(q, &po, &p), DQ_STATUS_OK);
     if (p == NULL)
@@ -1713,6 +1752,7 @@ int main(int argc, char **argv)
     test_last_error_is_per_thread();
     test_last_error_copy();
     test_option_defaults();
+    test_option_struct_size();
     test_invalid_options();
     test_round_trip_null_options();
     test_round_trip_options();

@@ -62,7 +62,7 @@ static void on_log(int32_t level, const char *target, const char *message,
 int main(void)
 {
     /* Every function, through a pointer of its documented type. */
-    dq_status (*consumer_options_default)(struct dq_consumer_options *) =
+    dq_status (*consumer_options_default)(struct dq_consumer_options *, size_t) =
         dq_consumer_options_default;
     dq_status (*consumer_open)(const char *,
                                const struct dq_consumer_options *,
@@ -73,7 +73,7 @@ int main(void)
     void (*consumer_free)(struct dq_consumer *) = dq_consumer_free;
     dq_status (*set_log_callback)(dq_log_callback, void *, int32_t) =
         dq_set_log_callback;
-    dq_status (*producer_options_default)(struct dq_producer_options *) =
+    dq_status (*producer_options_default)(struct dq_producer_options *, size_t) =
         dq_producer_options_default;
     dq_status (*producer_open)(const char *,
                                const struct dq_producer_options *,
@@ -121,9 +121,9 @@ int main(void)
     expect(version() != NULL, "dq_version");
     expect(strcmp(status_str(DQ_STATUS_IO), "DQ_STATUS_IO") == 0,
            "dq_status_str");
-    expect(producer_options_default(&producer_options) == DQ_STATUS_OK,
+    expect(producer_options_default(&producer_options, sizeof producer_options) == DQ_STATUS_OK,
            "dq_producer_options_default");
-    expect(consumer_options_default(&consumer_options) == DQ_STATUS_OK,
+    expect(consumer_options_default(&consumer_options, sizeof consumer_options) == DQ_STATUS_OK,
            "dq_consumer_options_default");
     expect(producer_open(NULL, &producer_options, &producer) ==
                DQ_STATUS_NULL_ARGUMENT,

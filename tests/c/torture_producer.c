@@ -287,7 +287,7 @@ static dq_status push(struct worker *w, uint64_t seq)
 static void open_producer(struct worker *w)
 {
     struct dq_producer_options o;
-    if (dq_producer_options_default(&o) != DQ_STATUS_OK)
+    if (dq_producer_options_default(&o, sizeof o) != DQ_STATUS_OK)
         die("dq_producer_options_default failed");
     o.write_through = (uint8_t)w->a.write_through;
     o.durable = (uint8_t)w->a.durable;

@@ -36,6 +36,7 @@ function struct(fields) {
 }
 
 const PRODUCER_OPTIONS = struct([
+  ['struct_size', 'size_t'],
   ['max_lot_lines', 'u64'],
   ['max_lot_bytes', 'u64'],
   ['max_lot_age_ms', 'u64'],
@@ -46,6 +47,7 @@ const PRODUCER_OPTIONS = struct([
 ]);
 
 const CONSUMER_OPTIONS = struct([
+  ['struct_size', 'size_t'],
   ['output_dir', 'ptr'],
   ['consumer_id', 'ptr'],
   ['max_output_lines', 'u64'],

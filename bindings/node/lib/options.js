@@ -119,11 +119,11 @@ function decodeDefaults(fields, layout, fillDefault, kind) {
 }
 
 function producerDefaults(backend) {
-  return decodeDefaults(PRODUCER_FIELDS, PRODUCER_OPTIONS, (buf) => backend.producerOptionsDefault(buf), 'producer');
+  return decodeDefaults(PRODUCER_FIELDS, PRODUCER_OPTIONS, (buf) => backend.producerOptionsDefault(buf, PRODUCER_OPTIONS.size), 'producer');
 }
 
 function consumerDefaults(backend) {
-  return decodeDefaults(CONSUMER_FIELDS, CONSUMER_OPTIONS, (buf) => backend.consumerOptionsDefault(buf), 'consumer');
+  return decodeDefaults(CONSUMER_FIELDS, CONSUMER_OPTIONS, (buf) => backend.consumerOptionsDefault(buf, CONSUMER_OPTIONS.size), 'consumer');
 }
 
 function producerOptions(backend, options) {
@@ -131,7 +131,7 @@ function producerOptions(backend, options) {
     options,
     PRODUCER_FIELDS,
     PRODUCER_OPTIONS,
-    (buf) => backend.producerOptionsDefault(buf),
+    (buf) => backend.producerOptionsDefault(buf, PRODUCER_OPTIONS.size),
     backend.addressOf,
     'producer',
   );
@@ -142,7 +142,7 @@ function consumerOptions(backend, options) {
     options,
     CONSUMER_FIELDS,
     CONSUMER_OPTIONS,
-    (buf) => backend.consumerOptionsDefault(buf),
+    (buf) => backend.consumerOptionsDefault(buf, CONSUMER_OPTIONS.size),
     backend.addressOf,
     'consumer',
   );

@@ -9,11 +9,11 @@
 //   addressOf(buffer) -> number       address of a Buffer's first byte
 //   handleFrom(out8) -> handle        handle written by an _open call
 //   version(), statusName(status), lastErrorMessage() -> string
-//   producerOptionsDefault(buf), producerOpen(dir, options, out),
+//   producerOptionsDefault(buf, size), producerOpen(dir, options, out),
 //   producerPush(p, buf, len), producerPushTransition(p, buf),
 //   producerPushTransitions(p, buf, count, accepted8),
 //   producerFlush(p), producerClose(p) -> status; producerFree(p)
-//   consumerOptionsDefault(buf), consumerOpen(dir, options, out),
+//   consumerOptionsDefault(buf, size), consumerOpen(dir, options, out),
 //   consumerPoll(c, result), consumerClose(c) -> status; consumerFree(c)
 //
 // Structs and strings cross as Buffers laid out by lib/layout.js, so a
