@@ -122,7 +122,7 @@ fn main() {
             let r = run(format, &transitions);
             let better = best[slot]
                 .as_ref()
-                .is_none_or(|b| r.push + r.consume < b.push + b.consume);
+                .map_or(true, |b| r.push + r.consume < b.push + b.consume);
             if better {
                 best[slot] = Some(r);
             }
