@@ -63,21 +63,34 @@ pub fn consumer_options(out: &Path, durable: bool) -> ConsumerOptions {
     }
 }
 
-/// One producer thread pushes every line with `push_json` while
-/// [`Consumer::run`] (inotify watch on, as by default) runs in another;
-/// returns when the consumer, stopped once every lot is archived, has
-/// closed and so finished its last output file.
+/// Settings of an end-to-end run in one process.
+#[derive(Clone, Copy)]
+pub struct PairOptions {
+    /// `durable` on both sides.
+    pub durable: bool,
+    /// The consumer's `full_validation`; false trusts lots by checksum.
+    pub full_validation: bool,
+}
+
+/// Runs one producer thread that pushes every line with `push_json`
+/// while [`Consumer::run`] (inotify watch on, as by default) runs in
+/// another. Returns when the consumer, stopped once every lot is
+/// archived, has closed and so finished its last output file.
 ///
 /// NOTE: `run` notices the stop flag within 50 ms, and that wait is
 /// part of the measured time.
-pub fn thread_pair(lines: &Lines, queue: &Path, out: &Path, durable: bool) -> Run {
+pub fn thread_pair(lines: &Lines, queue: &Path, out: &Path, pair: PairOptions) -> Run {
+    let durable = pair.durable;
     let popts = ProducerOptions {
         durable,
         ..lot_options()
     };
     let producer = Producer::open(queue, popts).expect("open producer");
-    let mut consumer =
-        Consumer::open(queue, consumer_options(out, durable)).expect("open consumer");
+    let copts = ConsumerOptions {
+        full_validation: pair.full_validation,
+        ..consumer_options(out, durable)
+    };
+    let mut consumer = Consumer::open(queue, copts).expect("open consumer");
     let stop = AtomicBool::new(false);
 
     let start = Instant::now();

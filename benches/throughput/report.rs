@@ -87,8 +87,8 @@ pub struct Row {
     pub value: f64,
     pub unit: Unit,
     /// The same work per second of CPU time (user plus system) of the
-    /// measured threads or processes, for figures in transitions/s. Load
-    /// from other processes changes it far less than the wall-time value.
+    /// measured threads or processes, for rates. Load from other
+    /// processes changes it far less than the wall-time value.
     pub per_cpu: Option<f64>,
     /// Name of the row this one is compared with.
     pub reference: Option<String>,

@@ -33,6 +33,12 @@ impl Drain {
         self.lots as f64 / self.drain.as_secs_f64()
     }
 
+    /// Returns lots per second of the process's CPU time, which covers
+    /// its whole run, start and listing included.
+    pub fn lots_per_cpu_sec(&self) -> f64 {
+        self.lots as f64 / self.cpu.as_secs_f64()
+    }
+
     pub fn cpu_us_per_lot(&self) -> f64 {
         self.cpu.as_secs_f64() * 1e6 / self.lots as f64
     }
