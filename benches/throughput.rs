@@ -203,6 +203,10 @@ fn main() {
     }
     let config = match Config::parse(&args) {
         Ok(c) => c,
+        Err(message) if message == USAGE => {
+            print!("{USAGE}");
+            return;
+        }
         Err(message) => {
             eprintln!("{message}");
             std::process::exit(2);
