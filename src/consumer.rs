@@ -418,15 +418,19 @@ impl Consumer {
                 // Hidden names belong to tools still writing the file.
                 continue;
             }
-            if name.ends_with(PART_SUFFIX)
-                && !entry.file_type().is_ok_and(|t| t.is_file())
-                && self.warned_names.insert(name.clone())
-            {
-                log::warn!(
-                    target: "queue_consumer",
-                    "ignoring {}: not a regular file",
-                    dir.join(&name).display()
-                );
+            if name.ends_with(PART_SUFFIX) {
+                let kind = match entry.file_type() {
+                    Ok(t) if t.is_symlink() => Some("is a symbolic link"),
+                    Ok(t) if !t.is_file() => Some("is not a regular file"),
+                    _ => None,
+                };
+                if let Some(kind) = kind.filter(|_| self.warned_names.insert(name.clone())) {
+                    log::warn!(
+                        target: "queue_consumer",
+                        "ignoring {}: it {kind}",
+                        dir.join(&name).display()
+                    );
+                }
             }
             if name.ends_with(READY_SUFFIX) {
                 names.push(name);
