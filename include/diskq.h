@@ -23,7 +23,18 @@
 #include <stdint.h>
 
 /**
- * A consumer consolidating one queue's lots into JSONL files.
+ * `dq_consumer_options.output_format`: JSON lines, one object per line.
+ */
+#define DQ_OUTPUT_JSON_LINES 0
+
+/**
+ * `dq_consumer_options.output_format`: binary records, as in binary lots.
+ */
+#define DQ_OUTPUT_BINARY 1
+
+/**
+ * A consumer consolidating one queue's lots into output files, JSON
+ * lines or binary.
  *
  * Created by `dq_consumer_open`, released by `dq_consumer_free`.
  * Thread safety: calls on one handle are serialized by an internal lock,
@@ -108,6 +119,16 @@ typedef struct dq_consumer_options {
    * this many bytes; 0 means no limit.
    */
   uint64_t archive_max_bytes;
+  /**
+   * DQ_OUTPUT_JSON_LINES (0, the default): output files
+   * `queue_transitions_<time>_<id>.jsonl` of JSON lines.
+   * DQ_OUTPUT_BINARY (1): files `queue_transitions_<time>_<id>.dqb`
+   * holding the binary records of binary lots after the magic "DQB1";
+   * a lot with a JSON line that is not a transition is quarantined.
+   * Added after `archive_max_bytes`: a caller whose `struct_size` ends
+   * before it gets JSON lines.
+   */
+  uint8_t output_format;
 } dq_consumer_options;
 
 /**
@@ -131,7 +152,7 @@ typedef struct dq_poll_result {
    */
   uint64_t quarantined;
   /**
-   * Output files finished (renamed to .jsonl).
+   * Output files finished (renamed to .jsonl or .dqb).
    */
   uint64_t finished_files;
 } dq_poll_result;
@@ -400,9 +421,10 @@ extern "C" {
  * Fills `*out` with the default consumer options: output folder
  * "dataset/transitions", id "main", 5000 lines per output file, 16 MiB
  * maximum line, durable off, dead-producer scan every 10000 ms, full
- * validation on, archive kept plain and whole. Pass `sizeof *out` as
- * `size`: a library newer than the caller's header then writes only the
- * fields the caller knows, and records `size` in `struct_size`.
+ * validation on, archive kept plain and whole, JSON lines output. Pass
+ * `sizeof *out` as `size`: a library newer than the caller's header then
+ * writes only the fields the caller knows, and records `size` in
+ * `struct_size`.
  *
  * Errors: DQ_STATUS_NULL_ARGUMENT, DQ_STATUS_INVALID_ARGUMENT when
  * `size` cannot hold `struct_size`.

@@ -148,6 +148,26 @@ impl Decoded<'_> {
     }
 }
 
+impl Decoded<'_> {
+    /// Checks what decoding leaves open and JSON needs: that every obs
+    /// value and the reward are finite.
+    pub fn check_finite(&self) -> std::result::Result<(), String> {
+        if let Some(i) = self.obs.iter().position(|x| !x.is_finite()) {
+            return Err(format!(
+                "obs[{i}] is {}, which JSON cannot represent",
+                self.obs[i]
+            ));
+        }
+        if !self.reward.is_finite() {
+            return Err(format!(
+                "reward is {}, which JSON cannot represent",
+                self.reward
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Decodes a record's payload, after its CRC-32 was checked.
 ///
 /// # Errors
@@ -263,6 +283,41 @@ pub(crate) fn complete_prefix(file: &std::fs::File, len: u64) -> std::io::Result
     }
 }
 
+/// Counts the whole records of a binary file from their headers, without
+/// reading or checking the payloads. Returns the count and whether bytes
+/// of an incomplete record follow them. A file without the magic has no
+/// records.
+pub(crate) fn count_records(file: &std::fs::File) -> std::io::Result<(u64, bool)> {
+    use std::os::unix::fs::FileExt;
+
+    let len = file.metadata()?.len();
+    let mut head = [0u8; 4];
+    if len < MAGIC.len() as u64 {
+        return Ok((0, len > 0));
+    }
+    file.read_exact_at(&mut head, 0)?;
+    if &head != MAGIC {
+        return Ok((0, true));
+    }
+    let mut pos = MAGIC.len() as u64;
+    let mut records = 0;
+    while pos < len {
+        let mut header = [0u8; RECORD_HEADER];
+        if pos + RECORD_HEADER as u64 > len {
+            return Ok((records, true));
+        }
+        file.read_exact_at(&mut header, pos)?;
+        let (payload_len, _) = parse_header(&header);
+        let end = pos + (RECORD_HEADER + payload_len) as u64;
+        if end > len {
+            return Ok((records, true));
+        }
+        pos = end;
+        records += 1;
+    }
+    Ok((records, false))
+}
+
 /// Copies a lot to `out` as JSON lines: a JSON lot as it is, a binary lot
 /// decoded record by record. Returns the number of lines written. Serves
 /// inspection tools; the consumer has its own checked path.
@@ -364,6 +419,38 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::NonFinite);
         assert!(err.to_string().contains("obs[1]"), "{err}");
         assert_eq!(out, b"x");
+    }
+
+    #[test]
+    fn non_finite_decoded_values_are_found() {
+        let mut out = Vec::new();
+        encode_record(&sample().as_ref(), &mut out).unwrap();
+        let mut decoded = decode_payload(&out[8..]).unwrap();
+        assert_eq!(decoded.check_finite(), Ok(()));
+        decoded.obs[2] = f32::INFINITY;
+        assert!(decoded.check_finite().unwrap_err().contains("obs[2]"));
+        decoded.obs[2] = 0.0;
+        decoded.reward = f64::NAN;
+        assert!(decoded.check_finite().unwrap_err().contains("reward"));
+    }
+
+    #[test]
+    fn records_are_counted_from_headers() {
+        let mut bytes = MAGIC.to_vec();
+        for _ in 0..3 {
+            encode_record(&sample().as_ref(), &mut bytes).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.dqb");
+        std::fs::write(&path, &bytes).unwrap();
+        let count = |path: &std::path::Path| count_records(&std::fs::File::open(path).unwrap());
+        assert_eq!(count(&path).unwrap(), (3, false));
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        assert_eq!(count(&path).unwrap(), (2, true));
+        std::fs::write(&path, MAGIC).unwrap();
+        assert_eq!(count(&path).unwrap(), (0, false));
+        std::fs::write(&path, b"{}\n").unwrap();
+        assert_eq!(count(&path).unwrap(), (0, true));
     }
 
     #[test]

@@ -65,6 +65,21 @@ pub enum LotFormat {
     Binary,
 }
 
+/// How a consumer encodes its output files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OutputFormat {
+    /// One JSON object per line, in `queue_transitions_<time>_<id>.jsonl`.
+    #[default]
+    JsonLines,
+    /// The records of [`LotFormat::Binary`] after the `DQB1` magic, in
+    /// `queue_transitions_<time>_<id>.dqb`. Holds transitions only: a lot
+    /// with a JSON line that is not one goes to quarantine.
+    /// [`crate::lot_to_json_lines`] and `diskq cat` turn a file back into
+    /// JSON lines.
+    Binary,
+}
+
 impl Default for ProducerOptions {
     fn default() -> ProducerOptions {
         ProducerOptions {
@@ -84,10 +99,13 @@ impl Default for ProducerOptions {
 /// Options for [`Consumer::open`](crate::Consumer::open).
 #[derive(Debug, Clone)]
 pub struct ConsumerOptions {
-    /// Folder of the consolidated JSONL files; created if missing.
+    /// Folder of the consolidated output files; created if missing.
     pub output_dir: PathBuf,
+    /// The encoding of the output files.
+    pub output_format: OutputFormat,
     /// An output file rolls over before a lot would take it past this
-    /// many lines. A single lot longer than this gets a file of its own.
+    /// many lines (records, in binary output). A single lot longer than
+    /// this gets a file of its own.
     pub max_output_lines: u64,
     /// Interval between two polls in [`Consumer::run`](crate::Consumer::run).
     pub poll_interval: Duration,
@@ -133,6 +151,7 @@ impl Default for ConsumerOptions {
     fn default() -> ConsumerOptions {
         ConsumerOptions {
             output_dir: PathBuf::from(DEFAULT_OUTPUT_DIR),
+            output_format: OutputFormat::JsonLines,
             max_output_lines: DEFAULT_MAX_OUTPUT_LINES,
             poll_interval: DEFAULT_POLL_INTERVAL,
             consumer_id: DEFAULT_CONSUMER_ID.to_string(),

@@ -1,5 +1,6 @@
 //! The consumer: claims `.ready` lots, appends their lines to the output
-//! and archives them.
+//! (JSON lines, or binary records with [`OutputFormat::Binary`]) and
+//! archives them.
 //!
 //! Exactly-once rests on the claim's name. A lot is claimed by renaming
 //! `incoming/<lot>` to `processing/<lot>~<output file>~<offset>`, where
@@ -19,19 +20,20 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::archive::{self, Retention};
 use crate::binary;
-use crate::config::ConsumerOptions;
+use crate::config::{ConsumerOptions, OutputFormat};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fsio;
 use crate::json::{encode_transition, validate_line};
 use crate::lot::{ClaimName, QueuePaths, ReadyName, DONE_SUFFIX, PART_SUFFIX, READY_SUFFIX};
-use crate::output::OutputFile;
+use crate::output::{append_json_as_record, OutputFile};
 use crate::recovery;
 use crate::watch::Watch;
 
 /// Size of the buffer in front of an output file, and of the lot reader.
 const IO_BUFFER: usize = 256 * 1024;
 
-/// Consolidates the lots of one queue into JSONL output files.
+/// Consolidates the lots of one queue into output files, JSON lines or
+/// binary.
 ///
 /// A consumer is used by one thread at a time. Several consumer processes
 /// may share a queue if each has its own `consumer_id`; a second one with
@@ -74,7 +76,7 @@ pub struct PollReport {
     pub bytes: u64,
     /// Lots set aside in `quarantine/`.
     pub quarantined: u64,
-    /// Output files that were finished (renamed to `.jsonl`).
+    /// Output files that were finished (renamed to `.jsonl` or `.dqb`).
     pub finished_files: Vec<PathBuf>,
     /// The output file being appended to, if any.
     pub current_output: Option<PathBuf>,
@@ -461,7 +463,9 @@ impl Consumer {
         }
         if self.output.is_none() {
             let id = &self.opts.consumer_id;
-            self.output = Some(OutputFile::create(&self.output_dir, id, self.opts.durable)?);
+            let format = self.opts.output_format;
+            let out = OutputFile::create(&self.output_dir, id, format, self.opts.durable)?;
+            self.output = Some(out);
         }
         let out = self
             .output
@@ -585,7 +589,9 @@ impl Consumer {
 
         // Unless told to trust checksums, every line is parsed: a checksum
         // in a name proves the bytes are intact, not who wrote them.
+        // Binary output parses every line anyway, to encode it.
         let full_check = self.opts.full_validation || ready.checksum.is_none();
+        let binary_out = out.format == OutputFormat::Binary;
 
         loop {
             self.line.clear();
@@ -604,6 +610,24 @@ impl Consumer {
             } else {
                 &self.line[..]
             };
+            if binary_out {
+                let record = if body.len() > max_line {
+                    Err(format!(
+                        "line of {} bytes exceeds the maximum of {max_line} bytes",
+                        body.len()
+                    ))
+                } else {
+                    append_json_as_record(body, &mut self.out_buf)
+                };
+                if let Err(e) = record {
+                    return Err(LotError::Invalid(format!("line {}: {e}", lines + 1)));
+                }
+                lines += 1;
+                if self.out_buf.len() >= IO_BUFFER {
+                    flush_out(out, &mut self.out_buf, &mut offset, &out_path)?;
+                }
+                continue;
+            }
             let body = if full_check {
                 validate_line(body, max_line)
             } else {
@@ -649,8 +673,9 @@ impl Consumer {
         Ok((lines, offset - out.len))
     }
 
-    /// Streams a claimed binary lot into the output as JSON lines, checking
-    /// each record's checksum and the lot's. Returns (records, bytes).
+    /// Streams a claimed binary lot into the output, checking each record's
+    /// checksum and the lot's. Records become JSON lines, or are copied as
+    /// they are into a binary output. Returns (records, bytes).
     fn copy_binary_lot(
         &mut self,
         mut reader: BufReader<File>,
@@ -663,6 +688,8 @@ impl Consumer {
             .expect("consume opens the output first");
         let out_path = out.path();
         let max_len = self.opts.max_line_bytes;
+        let binary_out = out.format == OutputFormat::Binary;
+        let full_check = self.opts.full_validation || ready.checksum.is_none();
         let mut crc = crc32fast::Hasher::new();
         crc.update(binary::MAGIC);
         reader.consume(binary::MAGIC.len());
@@ -693,6 +720,32 @@ impl Consumer {
             crc.update(&self.line);
             if crc32fast::hash(&self.line) != record_crc {
                 return Err(invalid("checksum mismatch".into()));
+            }
+            if binary_out {
+                // Unless told to trust checksums, each record is decoded
+                // first, so the output holds only records that decode to
+                // JSON lines.
+                if full_check {
+                    let decoded = binary::decode_payload(&self.line).map_err(invalid)?;
+                    decoded.check_finite().map_err(invalid)?;
+                }
+                records += 1;
+                if header.len() + len >= IO_BUFFER {
+                    // A long record is written from where it lies rather
+                    // than copied into the buffer.
+                    flush_out(out, &mut self.out_buf, &mut offset, &out_path)?;
+                    write_out(out, &header, offset, &out_path)?;
+                    offset += header.len() as u64;
+                    write_out(out, &self.line, offset, &out_path)?;
+                    offset += len as u64;
+                } else {
+                    self.out_buf.extend_from_slice(&header);
+                    self.out_buf.extend_from_slice(&self.line);
+                }
+                if self.out_buf.len() >= IO_BUFFER {
+                    flush_out(out, &mut self.out_buf, &mut offset, &out_path)?;
+                }
+                continue;
             }
             let decoded = binary::decode_payload(&self.line).map_err(invalid)?;
             encode_transition(&decoded.as_ref(), &mut self.out_buf)

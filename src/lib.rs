@@ -76,16 +76,18 @@ pub use archive::{apply_retention, Retention, RetentionReport, DONE_GZ_SUFFIX};
 pub use binary::{lot_to_json_lines, MAGIC as BINARY_LOT_MAGIC};
 pub use cat::{copy_lines, open_lot_file, write_json_lines, CopyReport};
 pub use config::{
-    ConsumerOptions, LotFormat, ProducerOptions, DEFAULT_CONSUMER_ID, DEFAULT_MAX_LINE_BYTES,
-    DEFAULT_MAX_LOT_AGE, DEFAULT_MAX_LOT_BYTES, DEFAULT_MAX_LOT_LINES, DEFAULT_MAX_OUTPUT_LINES,
-    DEFAULT_OUTPUT_DIR, DEFAULT_POLL_INTERVAL,
+    ConsumerOptions, LotFormat, OutputFormat, ProducerOptions, DEFAULT_CONSUMER_ID,
+    DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_LOT_AGE, DEFAULT_MAX_LOT_BYTES, DEFAULT_MAX_LOT_LINES,
+    DEFAULT_MAX_OUTPUT_LINES, DEFAULT_OUTPUT_DIR, DEFAULT_POLL_INTERVAL,
 };
 pub use consumer::{Consumer, ConsumerStats, PollReport};
 pub use error::{Error, ErrorKind, Result};
 pub use json::{encode_transition, validate_line, Transition, TransitionRef};
 pub use lot::{QueuePaths, ReadyName};
 pub use metrics::{Monitor, Throughput, DEFAULT_RESYNC_INTERVAL};
-pub use output::{OPEN_SUFFIX, OUTPUT_PREFIX, OUTPUT_SUFFIX};
+pub use output::{
+    BINARY_OPEN_SUFFIX, BINARY_OUTPUT_SUFFIX, OPEN_SUFFIX, OUTPUT_PREFIX, OUTPUT_SUFFIX,
+};
 pub use producer::{Producer, ProducerStats};
 pub use prometheus::{prometheus_text, PrometheusSample};
 pub use recovery::{

@@ -12,10 +12,11 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::binary;
+use crate::config::OutputFormat;
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::lot::{is_safe_name, ready_name, ClaimName, QueuePaths, PART_SUFFIX};
-use crate::output::{finish_open_file, open_file_owner};
+use crate::output::{finish_open_file, open_file_owner, split_output_name};
 
 /// What [`recover_parts`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -141,11 +142,17 @@ fn publish_dead_part(
     Ok(())
 }
 
-/// Cuts an open output file back to its last complete line. diskq itself
-/// never leaves a partial line past its claims' offsets, but power loss
-/// without `durable`, or a person editing the file, can; a finished file
-/// must hold whole lines only.
-fn cut_torn_tail(path: &Path, durable: bool) -> Result<()> {
+/// Cuts an open output file back to its last complete line, or a binary
+/// one to its last whole record. diskq itself never leaves a partial line
+/// or record past its claims' offsets, but power loss without `durable`,
+/// or a person editing the file, can; a finished file must hold whole
+/// lines or records only.
+///
+/// NOTE: a binary file is cut at its first record whose checksum fails,
+/// since the lengths after it cannot be trusted, and a file without the
+/// whole magic is cut to nothing. That reads the whole file, where a JSON
+/// file is read backwards from its end only.
+fn cut_torn_tail(path: &Path, format: OutputFormat, durable: bool) -> Result<()> {
     let file = match fsio::open_regular(path, true) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -155,7 +162,15 @@ fn cut_torn_tail(path: &Path, durable: bool) -> Result<()> {
         .metadata()
         .map_err(|e| Error::io("stat", path, e))?
         .len();
-    let keep = end_of_last_line(&file, len).map_err(|e| Error::io("read", path, e))?;
+    let keep = match format {
+        OutputFormat::JsonLines => end_of_last_line(&file, len),
+        OutputFormat::Binary => match is_binary(&file) {
+            Ok(true) => binary::complete_prefix(&file, len).map(|(keep, _)| keep),
+            Ok(false) => Ok(0),
+            Err(e) => Err(e),
+        },
+    };
+    let keep = keep.map_err(|e| Error::io("read", path, e))?;
     if keep < len {
         log::warn!(
             target: "diskq::recovery",
@@ -226,8 +241,9 @@ pub struct ConsumerReport {
 
 /// Undoes the unfinished work of consumer `id`, which must not be running
 /// (the caller holds its lock): each lot it claimed but did not archive
-/// has its partial lines cut from the output and goes back to
-/// `incoming/`, then its open output files are finished.
+/// has its partial copy cut from the output and goes back to
+/// `incoming/`, then its open output files (`.jsonl.open` and
+/// `.dqb.open`) are finished.
 ///
 /// # Errors
 ///
@@ -302,7 +318,9 @@ pub fn recover_consumer(
                 continue;
             };
             if open_file_owner(&name) == Some(id) {
-                cut_torn_tail(&output_dir.join(&name), durable)?;
+                let (format, _) =
+                    split_output_name(&name, true).expect("an owned name is an open output name");
+                cut_torn_tail(&output_dir.join(&name), format, durable)?;
                 finish_open_file(output_dir, &name, durable)?;
                 report.finished += 1;
             }

@@ -24,10 +24,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::archive::DONE_GZ_SUFFIX;
+use crate::config::OutputFormat;
 use crate::consumer::recorded_output_dir;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lot::{QueuePaths, ReadyName, DONE_SUFFIX, PART_SUFFIX, READY_SUFFIX};
-use crate::output::{OPEN_SUFFIX, OUTPUT_PREFIX, OUTPUT_SUFFIX};
+use crate::output::split_output_name;
 
 /// Default length of the throughput window.
 pub const DEFAULT_STAT_WINDOW: Duration = Duration::from_secs(60);
@@ -77,8 +78,8 @@ pub struct QueueStats {
     /// Finished output files in the consumers' output folders; 0 unless
     /// `output_counted`.
     pub output_files: u64,
-    /// Lines in finished and open output files; 0 unless
-    /// `output_counted`.
+    /// Lines in finished and open output files, with the records of
+    /// binary ones; 0 unless `output_counted`.
     pub output_lines: u64,
     /// The output folders recorded by consumers of this queue.
     pub output_dirs: Vec<PathBuf>,
@@ -238,14 +239,16 @@ pub(crate) fn scan_live(
     if opts.count_output {
         for out in stats.output_dirs.clone() {
             for (name, _) in list(&out)? {
-                if !name.starts_with(OUTPUT_PREFIX) {
+                let finished = split_output_name(&name, false);
+                let Some((format, _)) = finished.or_else(|| split_output_name(&name, true)) else {
                     continue;
-                }
-                let finished = name.ends_with(OUTPUT_SUFFIX);
-                if finished || name.ends_with(OPEN_SUFFIX) {
-                    stats.output_files += u64::from(finished);
-                    stats.output_lines += count_lines(&out.join(&name))?;
-                }
+                };
+                stats.output_files += u64::from(finished.is_some());
+                let path = out.join(&name);
+                stats.output_lines += match format {
+                    OutputFormat::JsonLines => count_lines(&path)?,
+                    OutputFormat::Binary => count_records(&path)?,
+                };
             }
         }
     }
@@ -504,6 +507,18 @@ fn list(dir: &Path) -> Result<Vec<(String, Metadata)>> {
     let mut out = Vec::new();
     for_each_entry(dir, |name, meta| out.push((name.to_string(), meta.clone())))?;
     Ok(out)
+}
+
+/// Counts the whole records of a binary output file from their headers.
+fn count_records(path: &Path) -> Result<u64> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    let (records, _) =
+        crate::binary::count_records(&file).map_err(|e| Error::io("read", path, e))?;
+    Ok(records)
 }
 
 fn count_lines(path: &Path) -> Result<u64> {

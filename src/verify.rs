@@ -6,7 +6,9 @@
 //!   (`.done`, `.done.gz`): the line count and CRC-32 that the name
 //!   records, and that each line is one JSON object;
 //! * every output file of the consumers: each line is one JSON object,
-//!   and a finished file ends in a newline;
+//!   and a finished file ends in a newline. A binary output file (`.dqb`)
+//!   starts with the `DQB1` magic, and each record matches its CRC-32 and
+//!   decodes to a transition; a finished one ends with a whole record;
 //! * per episode, that is per (`gameId`, `playerId`), across the output
 //!   files: each `seq` appears once, none is missing from 0 to the
 //!   highest, the episode reaches `done`, and nothing follows `done`.
@@ -20,12 +22,13 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::binary;
 use crate::cat::{open_lot_file, read_bounded_line, read_small, HashingReader};
-use crate::config::DEFAULT_MAX_LINE_BYTES;
+use crate::config::{OutputFormat, DEFAULT_MAX_LINE_BYTES};
 use crate::error::Result;
-use crate::json::validate_line;
+use crate::json::{encode_transition, validate_line};
 use crate::lot::{ClaimName, ReadyName, PART_SUFFIX};
-use crate::output::{OPEN_SUFFIX, OUTPUT_PREFIX, OUTPUT_SUFFIX};
+use crate::output::split_output_name;
 use crate::stat::{archived_lot_name, checked_paths, stat_with, StatOptions};
 
 /// Options of [`verify`].
@@ -59,7 +62,8 @@ impl Default for VerifyOptions {
 pub enum ProblemKind {
     /// A lot's line count or CRC-32 differs from what its name records.
     Checksum,
-    /// A line is not one JSON object, or a finished file ends mid-line.
+    /// A line is not one JSON object, a binary record is corrupt, or a
+    /// finished file ends mid-line or mid-record.
     InvalidLine,
     /// A file could not be read.
     Unreadable,
@@ -166,9 +170,14 @@ pub fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport> {
     }
     for out in &output_dirs {
         for name in sorted_names(out)? {
-            let finished = name.ends_with(OUTPUT_SUFFIX);
-            if name.starts_with(OUTPUT_PREFIX) && (finished || name.ends_with(OPEN_SUFFIX)) {
-                run.check_output(&out.join(&name), finished);
+            let finished = split_output_name(&name, false);
+            let Some((format, _)) = finished.or_else(|| split_output_name(&name, true)) else {
+                continue;
+            };
+            let path = out.join(&name);
+            match format {
+                OutputFormat::JsonLines => run.check_output(&path, finished.is_some()),
+                OutputFormat::Binary => run.check_binary_output(&path, finished.is_some()),
             }
         }
     }
@@ -563,6 +572,103 @@ impl Run<'_> {
         }
     }
 
+    /// Checks every record of a binary output file (its CRC-32, that it
+    /// decodes, that it becomes a valid JSON line) and records its
+    /// episode keys. Reads one record at a time.
+    fn check_binary_output(&mut self, path: &Path, finished: bool) {
+        self.report.output_files += 1;
+        let mut reader = match open_lot_file(path) {
+            Ok(reader) => reader,
+            Err(e) => return self.problem(ProblemKind::Unreadable, e.to_string()),
+        };
+        let file = Arc::new(path.to_path_buf());
+        let mut magic = [0u8; 4];
+        match read_up_to(&mut reader, &mut magic) {
+            Ok(n) if n == magic.len() && &magic == binary::MAGIC => {}
+            Ok(_) => {
+                let msg = format!(
+                    "{}: does not start with the binary magic DQB1",
+                    path.display()
+                );
+                return self.problem(ProblemKind::InvalidLine, msg);
+            }
+            Err(e) => {
+                let msg = format!("{}: read failed: {e}", path.display());
+                return self.problem(ProblemKind::Unreadable, msg);
+            }
+        }
+
+        let max = self.opts.max_line_bytes;
+        let mut payload = Vec::new();
+        let mut json = Vec::new();
+        let mut n = 0u64;
+        let torn_at = loop {
+            let location = Location::record(&file, n + 1);
+            let mut header = [0u8; binary::RECORD_HEADER];
+            let read = read_up_to(&mut reader, &mut header);
+            let (len, crc) = match read {
+                Ok(0) => break None,
+                Ok(got) if got < header.len() => break Some(location),
+                Ok(_) => binary::parse_header(&header),
+                Err(e) => {
+                    let msg = format!("{}: read failed after record {n}: {e}", path.display());
+                    return self.problem(ProblemKind::Unreadable, msg);
+                }
+            };
+            if len > max {
+                // Nothing after a length this large can be trusted.
+                let msg = format!("{location}: record of {len} bytes exceeds the maximum of {max}");
+                return self.problem(ProblemKind::InvalidLine, msg);
+            }
+            payload.resize(len, 0);
+            match read_up_to(&mut reader, &mut payload) {
+                Ok(got) if got < len => break Some(location),
+                Ok(_) => {}
+                Err(e) => {
+                    let msg = format!("{}: read failed after record {n}: {e}", path.display());
+                    return self.problem(ProblemKind::Unreadable, msg);
+                }
+            }
+            n += 1;
+            if crc32fast::hash(&payload) != crc {
+                self.problem(
+                    ProblemKind::InvalidLine,
+                    format!("{location}: checksum mismatch"),
+                );
+                continue;
+            }
+            let decoded = match binary::decode_payload(&payload) {
+                Ok(decoded) => decoded,
+                Err(e) => {
+                    self.problem(ProblemKind::InvalidLine, format!("{location}: {e}"));
+                    continue;
+                }
+            };
+            json.clear();
+            if let Err(e) = encode_transition(&decoded.as_ref(), &mut json) {
+                self.problem(ProblemKind::InvalidLine, format!("{location}: {e}"));
+                continue;
+            }
+            self.report.output_lines += 1;
+            if self.opts.episodes {
+                let body = json.strip_suffix(b"\n").unwrap_or(&json);
+                self.record_episode(body, &location, false, &mut Unkeyed::default());
+            }
+        };
+
+        if let Some(location) = torn_at {
+            if finished {
+                let msg = format!("{location}: incomplete last record");
+                self.problem(ProblemKind::InvalidLine, msg);
+            } else {
+                self.report.notes.push(format!(
+                    "{location}: incomplete last record in an open output file \
+                     (a consumer may be writing it)"
+                ));
+            }
+        }
+    }
+
     fn record_episode(
         &mut self,
         body: &[u8],
@@ -711,6 +817,20 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_up_to(reader: &mut dyn BufRead, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match reader.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 /// Returns the names in `dir` that do not start with a dot, sorted. A

@@ -1,7 +1,7 @@
 //! `diskq`: run a consumer, inspect a queue, recover after crashes.
 //!
 //! ```text
-//! diskq consume <queue> [--out DIR] [--id ID] [--interval-ms N] ...
+//! diskq consume <queue> [--out DIR] [--id ID] [--output-format json|binary] ...
 //! diskq stat <queue> [--json | --prometheus] [--watch] [--window-secs N]
 //! diskq top <queue>                     (the same as stat --watch)
 //! diskq metrics <queue>... --prometheus-file PATH [--interval-ms N]
@@ -17,10 +17,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use diskq::{
-    Consumer, ConsumerOptions, ConsumerRecovery, Monitor, PrometheusSample, QueueStats,
-    StatOptions, Throughput,
+    Consumer, ConsumerOptions, ConsumerRecovery, Monitor, OutputFormat, PrometheusSample,
+    QueueStats, StatOptions, Throughput,
 };
 
 #[derive(Parser)]
@@ -34,15 +34,29 @@ struct Cli {
     command: Command,
 }
 
+/// The `--output-format` values of `diskq consume`.
+#[derive(Clone, Copy, ValueEnum)]
+enum OutputFormatArg {
+    /// JSON lines, in `.jsonl` files.
+    Json,
+    /// Binary records, as in binary lots, in `.dqb` files; `diskq cat`
+    /// prints them as JSON lines.
+    Binary,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Consume lots into JSONL files until SIGINT or SIGTERM.
+    /// Consume lots into output files until SIGINT or SIGTERM.
     Consume {
         /// Queue directory.
         queue: PathBuf,
-        /// Output folder for the consolidated JSONL files.
+        /// Output folder for the consolidated files.
         #[arg(long, default_value = diskq::DEFAULT_OUTPUT_DIR)]
         out: PathBuf,
+        /// Encoding of the output files. Binary output holds transitions
+        /// only: a lot with another JSON object goes to quarantine.
+        #[arg(long, value_enum, default_value_t = OutputFormatArg::Json)]
+        output_format: OutputFormatArg,
         /// Consumer id: names the output files and the lock that keeps a
         /// second consumer with the same id out. Several consumers share a
         /// queue when each has its own id.
@@ -51,7 +65,7 @@ enum Command {
         /// Milliseconds between two polls of the queue.
         #[arg(long, default_value_t = 1000)]
         interval_ms: u64,
-        /// Lines per output file before it rolls over.
+        /// Lines (or binary records) per output file before it rolls over.
         #[arg(long, default_value_t = diskq::DEFAULT_MAX_OUTPUT_LINES)]
         max_lines: u64,
         /// fsync output and directories before archiving each lot.
@@ -143,8 +157,9 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// Print lots (any state, binary or gzip too) and output files as
-    /// JSON lines. A folder prints each of its lots in name order.
+    /// Print lots (any state, binary or gzip too) and output files
+    /// (`.jsonl` or `.dqb`) as JSON lines. A folder prints each of its
+    /// files in name order.
     Cat {
         /// Files or folders.
         #[arg(required = true)]
@@ -201,6 +216,7 @@ fn main() -> ExitCode {
         Command::Consume {
             queue,
             out,
+            output_format,
             id,
             interval_ms,
             max_lines,
@@ -215,6 +231,10 @@ fn main() -> ExitCode {
         } => {
             let mut opts = ConsumerOptions {
                 output_dir: out,
+                output_format: match output_format {
+                    OutputFormatArg::Json => OutputFormat::JsonLines,
+                    OutputFormatArg::Binary => OutputFormat::Binary,
+                },
                 consumer_id: id,
                 poll_interval: Duration::from_millis(interval_ms),
                 max_output_lines: max_lines,

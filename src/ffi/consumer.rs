@@ -12,10 +12,11 @@ use super::boundary::{
 };
 use super::status::*;
 use crate::archive::Retention;
-use crate::config::ConsumerOptions;
+use crate::config::{ConsumerOptions, OutputFormat};
 use crate::consumer::Consumer;
 
-/// A consumer consolidating one queue's lots into JSONL files.
+/// A consumer consolidating one queue's lots into output files, JSON
+/// lines or binary.
 ///
 /// Created by `dq_consumer_open`, released by `dq_consumer_free`.
 /// Thread safety: calls on one handle are serialized by an internal lock,
@@ -62,7 +63,20 @@ pub struct dq_consumer_options {
     /// The oldest archived lots are deleted until the archive fits in
     /// this many bytes; 0 means no limit.
     pub archive_max_bytes: u64,
+    /// DQ_OUTPUT_JSON_LINES (0, the default): output files
+    /// `queue_transitions_<time>_<id>.jsonl` of JSON lines.
+    /// DQ_OUTPUT_BINARY (1): files `queue_transitions_<time>_<id>.dqb`
+    /// holding the binary records of binary lots after the magic "DQB1";
+    /// a lot with a JSON line that is not a transition is quarantined.
+    /// Added after `archive_max_bytes`: a caller whose `struct_size` ends
+    /// before it gets JSON lines.
+    pub output_format: u8,
 }
+
+/// `dq_consumer_options.output_format`: JSON lines, one object per line.
+pub const DQ_OUTPUT_JSON_LINES: u8 = 0;
+/// `dq_consumer_options.output_format`: binary records, as in binary lots.
+pub const DQ_OUTPUT_BINARY: u8 = 1;
 
 /// Counts of what one `dq_consumer_poll` did.
 #[repr(C)]
@@ -76,16 +90,17 @@ pub struct dq_poll_result {
     pub bytes: u64,
     /// Lots set aside in quarantine/.
     pub quarantined: u64,
-    /// Output files finished (renamed to .jsonl).
+    /// Output files finished (renamed to .jsonl or .dqb).
     pub finished_files: u64,
 }
 
 /// Fills `*out` with the default consumer options: output folder
 /// "dataset/transitions", id "main", 5000 lines per output file, 16 MiB
 /// maximum line, durable off, dead-producer scan every 10000 ms, full
-/// validation on, archive kept plain and whole. Pass `sizeof *out` as
-/// `size`: a library newer than the caller's header then writes only the
-/// fields the caller knows, and records `size` in `struct_size`.
+/// validation on, archive kept plain and whole, JSON lines output. Pass
+/// `sizeof *out` as `size`: a library newer than the caller's header then
+/// writes only the fields the caller knows, and records `size` in
+/// `struct_size`.
 ///
 /// Errors: DQ_STATUS_NULL_ARGUMENT, DQ_STATUS_INVALID_ARGUMENT when
 /// `size` cannot hold `struct_size`.
@@ -121,6 +136,10 @@ fn default_options() -> dq_consumer_options {
         compress_archive: u8::from(d.compress_archive),
         archive_max_age_ms: 0,
         archive_max_bytes: 0,
+        output_format: match d.output_format {
+            OutputFormat::Binary => DQ_OUTPUT_BINARY,
+            _ => DQ_OUTPUT_JSON_LINES,
+        },
     }
 }
 
@@ -152,6 +171,16 @@ unsafe fn convert_options(o: &dq_consumer_options) -> Result<ConsumerOptions, dq
     };
     opts.recover_interval =
         (o.recover_interval_ms > 0).then(|| Duration::from_millis(o.recover_interval_ms));
+    opts.output_format = match o.output_format {
+        DQ_OUTPUT_JSON_LINES => OutputFormat::JsonLines,
+        DQ_OUTPUT_BINARY => OutputFormat::Binary,
+        other => {
+            set_last_error(&format!(
+                "output_format is {other}, expected DQ_OUTPUT_JSON_LINES (0) or DQ_OUTPUT_BINARY (1)"
+            ));
+            return Err(DQ_STATUS_INVALID_ARGUMENT);
+        }
+    };
     Ok(opts)
 }
 

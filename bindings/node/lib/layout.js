@@ -58,6 +58,8 @@ const CONSUMER_OPTIONS = struct([
   ['compress_archive', 'u8'],
   ['archive_max_age_ms', 'u64'],
   ['archive_max_bytes', 'u64'],
+  // Not a Node option yet: the library's default (JSON lines) applies.
+  ['output_format', 'u8'],
 ]);
 
 const POLL_RESULT = struct([
