@@ -19,6 +19,7 @@
 //! <queue>/consumers/<id>.lock, <id>.out         consumer lock, output folder
 //! <output>/queue_transitions_<time>_<id>.jsonl  finished output files
 //! <output>/queue_transitions_<time>_<id>.jsonl.open   the one being filled
+//! <output>/queue_transitions_<time>_<id>.dqb(.open)   the same, binary output
 //! ```
 //!
 //! # Crash states
@@ -29,7 +30,7 @@
 //! | a producer creates a lot        | unlocked `.<id>.new`, empty       | removed                               |
 //! | a consumer copies a lot         | claim in `processing/`, output with a partial lot | cut output to the claim's offset, return the lot |
 //! | a consumer archives a lot       | claim (output complete) or `.done` | as above, or nothing to do          |
-//! | a consumer rolls over           | `.jsonl.open`                      | renamed to `.jsonl` (removed if empty) |
+//! | a consumer rolls over           | `.jsonl.open` or `.dqb.open`       | torn tail cut, renamed to `.jsonl` or `.dqb` (removed if empty) |
 //!
 //! Producers publish the leftovers of dead producers when they open, the
 //! consumer does it at an interval, and `diskq recover` does both kinds of
@@ -37,10 +38,11 @@
 //!
 //! # Guarantees
 //!
-//! * An accepted line reaches the output exactly once once it has been
-//!   written to the `.part` file: at every push with
+//! * A line that `push` accepted reaches the output exactly once as soon
+//!   as it is in the `.part` file: at once with
 //!   [`ProducerOptions::write_through`], otherwise at the latest when
-//!   [`Producer::flush`] or [`Producer::close`] returns.
+//!   [`Producer::flush`] or [`Producer::close`] returns. Until then a
+//!   crash may lose it, but never duplicates it.
 //! * Renames never replace an existing file, and files are created
 //!   exclusively.
 //! * With `durable` set on both sides, every rename is preceded by an
