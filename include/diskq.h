@@ -33,6 +33,16 @@
 #define DQ_OUTPUT_BINARY 1
 
 /**
+ * `dq_producer_options.format`: one JSON object per line.
+ */
+#define DQ_LOT_JSON 0
+
+/**
+ * `dq_producer_options.format`: length-prefixed binary records.
+ */
+#define DQ_LOT_BINARY 1
+
+/**
  * A consumer consolidating one queue's lots into output files, JSON
  * lines or binary.
  *
@@ -210,6 +220,13 @@ typedef struct dq_producer_options {
    * 1: publish the `.part` lots of dead producers when opening.
    */
   uint8_t recover_on_open;
+  /**
+   * DQ_LOT_JSON (0, the default): lots of JSON lines. DQ_LOT_BINARY
+   * (1): lots of binary records, smaller and faster to write, which
+   * consumers read like JSON lots; `dq_producer_push` then accepts
+   * transitions only. Other values are invalid.
+   */
+  uint8_t format;
 } dq_producer_options;
 
 /**

@@ -34,6 +34,8 @@ export interface ProducerOptions {
   durable?: boolean;
   /** Publish the .part lots of dead producers when opening (default true). */
   recoverOnOpen?: boolean;
+  /** Lot encoding: JSON lines, or smaller binary records that consumers read alike (default "json"). */
+  format?: 'json' | 'binary';
 }
 
 /** Options of Consumer.open; each left out keeps the library's default. */
@@ -58,6 +60,8 @@ export interface ConsumerOptions {
   archiveMaxAgeMs?: number | bigint;
   /** The oldest archived lots are deleted until the archive fits in this many bytes (default 0: no limit). */
   archiveMaxBytes?: number | bigint;
+  /** Output files: JSON lines (.jsonl), or binary records (.dqb) that diskq cat prints (default "json"). */
+  outputFormat?: 'json' | 'binary';
 }
 
 /** Counts of one poll cycle. */

@@ -8,7 +8,7 @@ use super::boundary::{
     write_versioned,
 };
 use super::status::*;
-use crate::config::ProducerOptions;
+use crate::config::{LotFormat, ProducerOptions};
 use crate::error::{Error, ErrorKind};
 use crate::json::TransitionRef;
 use crate::producer::Producer;
@@ -50,7 +50,17 @@ pub struct dq_producer_options {
     pub durable: u8,
     /// 1: publish the `.part` lots of dead producers when opening.
     pub recover_on_open: u8,
+    /// DQ_LOT_JSON (0, the default): lots of JSON lines. DQ_LOT_BINARY
+    /// (1): lots of binary records, smaller and faster to write, which
+    /// consumers read like JSON lots; `dq_producer_push` then accepts
+    /// transitions only. Other values are invalid.
+    pub format: u8,
 }
+
+/// `dq_producer_options.format`: one JSON object per line.
+pub const DQ_LOT_JSON: u8 = 0;
+/// `dq_producer_options.format`: length-prefixed binary records.
+pub const DQ_LOT_BINARY: u8 = 1;
 
 /// One transition, pushed by `dq_producer_push_transition` without any
 /// JSON library on the C side. All pointers are borrowed for the call.
@@ -119,6 +129,10 @@ fn default_options() -> dq_producer_options {
         write_through: u8::from(d.write_through),
         durable: u8::from(d.durable),
         recover_on_open: u8::from(d.recover_on_open),
+        format: match d.format {
+            LotFormat::Binary => DQ_LOT_BINARY,
+            _ => DQ_LOT_JSON,
+        },
     }
 }
 
@@ -135,6 +149,16 @@ fn convert_options(o: &dq_producer_options) -> Result<ProducerOptions, dq_status
         write_through: flag(o.write_through, "write_through")?,
         durable: flag(o.durable, "durable")?,
         recover_on_open: flag(o.recover_on_open, "recover_on_open")?,
+        format: match o.format {
+            DQ_LOT_JSON => LotFormat::Json,
+            DQ_LOT_BINARY => LotFormat::Binary,
+            other => {
+                set_last_error(&format!(
+                    "format is {other}, expected DQ_LOT_JSON (0) or DQ_LOT_BINARY (1)"
+                ));
+                return Err(DQ_STATUS_INVALID_ARGUMENT);
+            }
+        },
         ..ProducerOptions::default()
     })
 }

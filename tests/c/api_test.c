@@ -648,6 +648,52 @@ static void test_option_struct_size(void)
     CHECK(p == NULL);
 }
 
+/* A producer opened with format DQ_LOT_BINARY writes binary lots, which
+ * the consumer turns into the same JSON lines. */
+static void test_binary_lots(void)
+{
+    char q[PATH_MAX], out[PATH_MAX], incoming[PATH_MAX], expected[2][512];
+    const char *want[2];
+    dq_producer_options po;
+    dq_producer *p = NULL;
+    dq_transition t;
+    dq_poll_result r;
+    struct lines got = {0};
+
+    make_dir(q, sizeof q, "q_binary");
+    join(out, sizeof out, root, "out_binary");
+    join(incoming, sizeof incoming, q, "incoming");
+
+    dq_producer_options_default(&po, sizeof po);
+    CHECK(po.format == DQ_LOT_JSON);
+    po.format = 2;
+    EXPECT_ERROR(dq_producer_open(q, &po, &p), DQ_STATUS_INVALID_ARGUMENT,
+                 "format");
+
+    po.format = DQ_LOT_BINARY;
+    EXPECT_STATUS(dq_producer_open(q, &po, &p), DQ_STATUS_OK);
+    if (p == NULL)
+        return;
+    t = sample("gb", "pA", 0);
+    EXPECT_STATUS(dq_producer_push_transition(p, &t), DQ_STATUS_OK);
+    EXPECT_ERROR(push_str(p, "{\"not\":\"a transition\"}"),
+                 DQ_STATUS_INVALID_JSON, "transitions only");
+    sample_json(expected[1], sizeof expected[1], "gb", "pA", 1);
+    EXPECT_STATUS(push_str(p, expected[1]), DQ_STATUS_OK);
+    EXPECT_STATUS(dq_producer_close(p), DQ_STATUS_OK);
+    dq_producer_free(p);
+    CHECK(count_suffix(incoming, ".ready") == 1);
+
+    r = consume_all(q, out, "binary");
+    CHECK(r.lines == 2);
+    sample_json(expected[0], sizeof expected[0], "gb", "pA", 0);
+    want[0] = expected[0];
+    want[1] = expected[1];
+    read_output(out, &got);
+    expect_lines(&got, want, 2, __LINE__);
+    lines_free(&got);
+}
+
 static void test_invalid_options(void)
 {
     char q[PATH_MAX], out[PATH_MAX], id33[34];
@@ -1753,6 +1799,7 @@ int main(int argc, char **argv)
     test_last_error_copy();
     test_option_defaults();
     test_option_struct_size();
+    test_binary_lots();
     test_invalid_options();
     test_round_trip_null_options();
     test_round_trip_options();

@@ -44,6 +44,7 @@ const PRODUCER_OPTIONS = struct([
   ['write_through', 'u8'],
   ['durable', 'u8'],
   ['recover_on_open', 'u8'],
+  ['format', 'u8'],
 ]);
 
 const CONSUMER_OPTIONS = struct([

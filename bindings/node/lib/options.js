@@ -8,7 +8,10 @@ const { PRODUCER_OPTIONS, CONSUMER_OPTIONS, fillSize } = require('./layout');
 const { invalidType, invalidValue } = require('./errors');
 const { writeU64 } = require('./encode');
 
-// option name -> [struct field, kind]
+// Values of the enum-like options, as the C constants number them.
+const FORMATS = Object.freeze({ json: 0, binary: 1 });
+
+// option name -> [struct field, kind, choices for kind 'choice']
 const PRODUCER_FIELDS = {
   maxLotLines: ['max_lot_lines', 'u64'],
   maxLotBytes: ['max_lot_bytes', 'u64'],
@@ -17,6 +20,7 @@ const PRODUCER_FIELDS = {
   writeThrough: ['write_through', 'flag'],
   durable: ['durable', 'flag'],
   recoverOnOpen: ['recover_on_open', 'flag'],
+  format: ['format', 'choice', FORMATS],
 };
 
 const CONSUMER_FIELDS = {
@@ -30,6 +34,7 @@ const CONSUMER_FIELDS = {
   compressArchive: ['compress_archive', 'flag'],
   archiveMaxAgeMs: ['archive_max_age_ms', 'u64'],
   archiveMaxBytes: ['archive_max_bytes', 'u64'],
+  outputFormat: ['output_format', 'choice', FORMATS],
 };
 
 /** Returns a NUL-terminated UTF-8 Buffer of a path or name. */
@@ -71,11 +76,16 @@ function encodeOptions(options, fields, layout, fillDefault, addressOf, kind) {
     }
     if (value === undefined) continue;
 
-    const [field, type] = fields[name];
+    const [field, type, choices] = fields[name];
     const at = layout[field];
     const what = `${kind} option ${name}`;
     if (type === 'u64') {
       writeU64(view, at, value, what);
+    } else if (type === 'choice') {
+      if (typeof value !== 'string' || !Object.hasOwn(choices, value)) {
+        throw invalidValue(what, `must be one of ${Object.keys(choices).join(', ')}`);
+      }
+      view.setUint8(at, choices[value]);
     } else if (type === 'flag') {
       if (typeof value !== 'boolean') throw invalidType(what, 'a boolean', value);
       view.setUint8(at, value ? 1 : 0);
@@ -100,9 +110,15 @@ function decodeDefaults(fields, layout, fillDefault, kind) {
   if (status !== 0) throw new Error(`dq_${kind}_options_default failed with status ${status}`);
 
   const defaults = {};
-  for (const [name, [field, type]] of Object.entries(fields)) {
+  for (const [name, [field, type, choices]] of Object.entries(fields)) {
     const at = layout[field];
-    if (type === 'u64') {
+    if (type === 'choice') {
+      const choice = Object.keys(choices).find((key) => choices[key] === struct[at]);
+      if (choice === undefined) {
+        throw new Error(`dq_${kind}_options_default set ${field} to ${struct[at]}, which this binding does not know`);
+      }
+      defaults[name] = choice;
+    } else if (type === 'u64') {
       const value = struct.readBigUInt64LE(at);
       defaults[name] = value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
     } else if (type === 'flag') {

@@ -2,6 +2,7 @@
 
 const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
 const path = require('node:path');
 
 const { BACKENDS, binding, tempDir, sample, expected, readyLines, outputLines, lotNames } = require('./helpers');
@@ -42,6 +43,33 @@ for (const backend of BACKENDS) {
 
       assert.deepEqual(outputLines(out), pushed);
       assert.equal(lotNames(queue, 'archive', '.done').length, 6);
+    });
+
+    test('binary lots and binary output keep every transition', (t) => {
+      const queue = tempDir(t);
+      const out = path.join(queue, 'out');
+      const producer = Producer.open(queue, { format: 'binary', maxLotLines: 5, maxLotAgeMs: 0 });
+      const items = Array.from({ length: 12 }, (_, k) => sample(k));
+      for (const item of items) producer.push(item);
+      assert.throws(() => producer.pushJson('{"not":"a transition"}'), { code: 'DQ_STATUS_INVALID_JSON' });
+      producer.close();
+
+      const lots = lotNames(queue, 'incoming', '.ready');
+      assert.equal(lots.length, 3);
+      for (const lot of lots) {
+        const head = fs.readFileSync(path.join(queue, 'incoming', lot)).subarray(0, 4);
+        assert.equal(head.toString('latin1'), 'DQB1');
+      }
+
+      const consumer = Consumer.open(queue, { outputDir: out, consumerId: 'bin', outputFormat: 'binary' });
+      assert.equal(consumer.poll().lines, 12);
+      consumer.close();
+      const files = fs.readdirSync(out);
+      assert.equal(files.length, 1);
+      assert.ok(files[0].endsWith('.dqb'), files[0]);
+      assert.equal(fs.readFileSync(path.join(out, files[0])).subarray(0, 4).toString('latin1'), 'DQB1');
+
+      assert.throws(() => Producer.open(queue, { format: 'msgpack' }), /must be one of json, binary/);
     });
 
     test('typed arrays and BigInt fields', (t) => {
