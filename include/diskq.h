@@ -481,8 +481,9 @@ dq_status dq_consumer_open(const char *dir,
  * Runs one poll cycle: claims, appends and archives every waiting lot.
  * Writes what it did to `*out_result`, which may be NULL.
  *
- * Errors: DQ_STATUS_NULL_ARGUMENT, DQ_STATUS_IO (the lot in hand is
- * returned; the next poll retries), DQ_STATUS_CLOSED.
+ * Errors: DQ_STATUS_NULL_ARGUMENT, DQ_STATUS_IO (a lot failed and was
+ * returned to incoming/ for the next poll to retry; the other lots of
+ * the cycle were still consumed), DQ_STATUS_CLOSED.
  *
  * Thread safety: calls on one handle are serialized.
  *

@@ -18,7 +18,7 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 fi
 
 echo "== cargo test"
-cargo test
+cargo test --no-fail-fast
 
 if [ -f bindings/node/package.json ]; then
     echo "== node binding"

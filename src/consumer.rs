@@ -29,6 +29,9 @@ use crate::output::{append_json_as_record, OutputFile};
 use crate::recovery;
 use crate::watch::Watch;
 
+/// Lot failures in a row after which a poll stops and waits.
+const MAX_FAILURES_IN_A_ROW: u32 = 3;
+
 /// Size of the buffer in front of an output file, and of the lot reader.
 const IO_BUFFER: usize = 256 * 1024;
 
@@ -132,18 +135,29 @@ impl Consumer {
         let id = &opts.consumer_id;
         let lock_path = paths.consumers.join(format!("{id}.lock"));
         let lock = open_lock(&lock_path)?;
-        if !fsio::try_lock(&lock).map_err(|e| Error::io("lock", &lock_path, e))? {
+        if !take_lock(&lock, &lock_path)? {
             let msg = format!(
                 "consumer id `{id}` is in use by another process on queue {}; \
-                 stop that consumer or choose another id",
+                 stop that consumer (or wait for a running `diskq recover`) or \
+                 choose another id",
                 dir.display()
             );
             return Err(Error::new(ErrorKind::Locked, msg));
         }
+
+        // Claims of an earlier run point into the folder it recorded; repair
+        // that one first if the folder changed since.
+        let mut report = recovery::ConsumerReport::default();
+        if let Some(old) = recorded_output_dir(&paths, id).filter(|old| *old != output_dir) {
+            if old.is_dir() {
+                report = recovery::recover_consumer(&paths, id, &old, opts.durable)?;
+            }
+        }
         record_output_dir(&paths, id, &output_dir)?;
         archive::remove_temp_files(&paths.processing, &temp_prefix(id))?;
 
-        let report = recovery::recover_consumer(&paths, id, &output_dir, opts.durable)?;
+        let now = recovery::recover_consumer(&paths, id, &output_dir, opts.durable)?;
+        report.returned += now.returned;
         if report.returned > 0 {
             log::warn!(
                 target: "queue_consumer",
@@ -181,8 +195,10 @@ impl Consumer {
     ///
     /// # Errors
     ///
-    /// `Io` when a system call fails (the lot in hand is returned and
-    /// the next poll retries it), `Closed` after [`Consumer::close`].
+    /// `Io` when a system call fails: the failed lot goes back to
+    /// `incoming/` for the next poll, the lots after it are still
+    /// consumed (their counts show in [`Consumer::stats`]), and the first
+    /// error is returned. `Closed` after [`Consumer::close`].
     pub fn poll(&mut self) -> Result<PollReport> {
         self.poll_until(&AtomicBool::new(false))
     }
@@ -201,12 +217,37 @@ impl Consumer {
 
         let names = self.list_ready()?;
         self.backlog = names.len() as u64;
+        let mut first_error = None;
+        let mut failures_in_a_row = 0;
         for name in names {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            self.consume(&name, &mut report)?;
-            self.backlog -= 1;
+            match self.consume(&name, &mut report) {
+                Ok(()) => {
+                    failures_in_a_row = 0;
+                    self.backlog -= 1;
+                }
+                // Part of a lot may be in the output: nothing more is
+                // appended until recovery has cut it.
+                Err(e) if self.needs_recovery => return Err(e),
+                Err(e) => {
+                    // The lot went back to incoming/; the lots after it
+                    // still get their turn in this poll.
+                    log::error!(target: "queue_consumer", "lot={name} failed, will retry: {e}");
+                    first_error.get_or_insert(e);
+                    failures_in_a_row += 1;
+                    // Several failures in a row point at the disk, not at
+                    // the lots: wait for the next poll.
+                    if failures_in_a_row >= MAX_FAILURES_IN_A_ROW {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            self.compress_archived();
+            return Err(e);
         }
         report.current_output = self.output.as_ref().map(OutputFile::path);
         self.compress_archived();
@@ -229,18 +270,24 @@ impl Consumer {
         };
         let mut summary = (Instant::now(), self.stats);
         while !stop.load(Ordering::Relaxed) {
-            if let Err(e) = self.poll_until(stop) {
-                log::error!(target: "queue_consumer", "poll failed, will retry: {e}");
-            }
+            let failed = match self.poll_until(stop) {
+                Ok(_) => false,
+                Err(e) => {
+                    log::error!(target: "queue_consumer", "poll failed, will retry: {e}");
+                    true
+                }
+            };
             if let Some(interval) = self.opts.summary_interval {
                 if summary.0.elapsed() >= interval {
                     self.log_summary(summary.0.elapsed(), &summary.1);
                     summary = (Instant::now(), self.stats);
                 }
             }
+            // After a failure, returned lots would wake the watch at once:
+            // wait the full interval instead of retrying in a busy loop.
             match &watch {
-                Some(watch) => wait_for_lot(watch, stop, self.opts.poll_interval),
-                None => sleep_unless(stop, self.opts.poll_interval),
+                Some(watch) if !failed => wait_for_lot(watch, stop, self.opts.poll_interval),
+                _ => sleep_unless(stop, self.opts.poll_interval),
             }
         }
         self.close()?;
@@ -510,7 +557,14 @@ impl Consumer {
                 return self.quarantine(&claimed, name, &reason, report);
             }
             Err(LotError::Io(e)) => {
-                self.needs_recovery = true;
+                // Undo the copy and the claim here, so one unreadable lot
+                // or a full disk does not hold up the lots after it; if
+                // either step fails, recovery does it at the next poll.
+                let source = self.paths.incoming.join(name);
+                if self.cut_output().is_err() || fsio::rename_noreplace(&claimed, &source).is_err()
+                {
+                    self.needs_recovery = true;
+                }
                 return Err(e);
             }
         };
@@ -862,6 +916,10 @@ fn check_options(opts: &ConsumerOptions) -> Result<()> {
             format!("invalid consumer id `{id}`: use 1 to 32 ASCII letters, digits, `-` or `_`");
         return Err(Error::new(ErrorKind::InvalidConfig, msg));
     }
+    if opts.poll_interval.is_zero() {
+        let msg = "invalid consumer option: poll_interval must be greater than 0";
+        return Err(Error::new(ErrorKind::InvalidConfig, msg));
+    }
     if opts.compress_archive && !cfg!(feature = "gzip") {
         let msg =
             "invalid consumer option: compress_archive needs diskq built with the `gzip` feature";
@@ -876,13 +934,39 @@ fn check_options(opts: &ConsumerOptions) -> Result<()> {
 }
 
 fn open_lock(path: &Path) -> Result<File> {
-    std::fs::OpenOptions::new()
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
-        .map_err(|e| Error::io("open consumer lock", path, e))
+        .map_err(|e| Error::io("open consumer lock", path, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("stat consumer lock", path, e))?;
+    if !meta.is_file() {
+        let msg = format!("consumer lock {} is not a regular file", path.display());
+        return Err(Error::new(ErrorKind::InvalidConfig, msg));
+    }
+    Ok(file)
+}
+
+/// Takes the consumer lock, waiting up to two seconds: `diskq recover`
+/// holds a dead consumer's lock briefly while it repairs its files.
+fn take_lock(lock: &File, path: &Path) -> Result<bool> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        if fsio::try_lock(lock).map_err(|e| Error::io("lock", path, e))? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Writes `consumers/<id>.out` with the output folder, so that recovery
@@ -894,6 +978,11 @@ fn record_output_dir(paths: &QueuePaths, id: &str, output_dir: &Path) -> Result<
     let temp = paths.consumers.join(format!(".{id}.out.tmp"));
     let mut text = output_dir.as_os_str().as_bytes().to_vec();
     text.push(b'\n');
+    // Unchanged records are not rewritten, so a consumer can start on a
+    // queue disk that is full.
+    if std::fs::read(&record).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
     std::fs::write(&temp, text).map_err(|e| Error::io("write", &temp, e))?;
     std::fs::rename(&temp, &record).map_err(|e| Error::io("rename", &record, e))
 }

@@ -99,6 +99,12 @@ impl OutputFile {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(Error::io("create output file", &path, e)),
             };
+            // The lock, held as long as the file is open, tells recovery
+            // that a live consumer owns it. Consumers of other queues may
+            // share the folder and the id, and must not finish it.
+            if !fsio::try_lock(&file).map_err(|e| Error::io("lock output file", &path, e))? {
+                continue;
+            }
             // A crash before the header is whole leaves a file that
             // recovery cuts to nothing and removes. Claims come later, so
             // their offsets never fall inside the header.

@@ -318,6 +318,12 @@ pub fn recover_consumer(
                 continue;
             };
             if open_file_owner(&name) == Some(id) {
+                // A locked file belongs to a live consumer with the same
+                // id on another queue that writes to the same folder.
+                let path = output_dir.join(&name);
+                let Some(_lock) = lock_if_free(&path)? else {
+                    continue;
+                };
                 let (format, _) =
                     split_output_name(&name, true).expect("an owned name is an open output name");
                 cut_torn_tail(&output_dir.join(&name), format, durable)?;
@@ -327,6 +333,22 @@ pub fn recover_consumer(
         }
     }
     Ok(report)
+}
+
+/// Opens `path` and takes its lock. Returns `None` when a live process
+/// holds the lock or the file is gone; the lock lasts while the returned
+/// file is open.
+fn lock_if_free(path: &Path) -> Result<Option<File>> {
+    let file = match fsio::open_regular(path, false) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    if fsio::try_lock(&file).map_err(|e| Error::io("lock", path, e))? {
+        Ok(Some(file))
+    } else {
+        Ok(None)
+    }
 }
 
 /// What [`recover_queue`] did for one consumer id.
@@ -379,7 +401,13 @@ pub fn recover_queue(dir: &Path, durable: bool) -> Result<QueueRecovery> {
 
     for id in ids {
         let lock_path = consumers.join(format!("{id}.lock"));
-        let lock = File::open(&lock_path).map_err(|e| Error::io("open", &lock_path, e))?;
+        let lock = match fsio::open_regular(&lock_path, false) {
+            Ok(lock) => lock,
+            Err(e) => {
+                log::warn!(target: "diskq::recovery", "skipping consumer lock {}: {e}", lock_path.display());
+                continue;
+            }
+        };
         let outcome = if !fsio::try_lock(&lock).map_err(|e| Error::io("lock", &lock_path, e))? {
             ConsumerRecovery::Running
         } else {

@@ -151,13 +151,20 @@ fn torn_tail_of_open_output_is_cut_on_restart() {
     }
     producer.close().unwrap();
 
-    // A consumer that is dropped without a chance to close leaves its
-    // open file; a torn tail there (power loss, a hand edit) must not
-    // reach the finished file.
+    // A consumer killed before it finished its file leaves a `.open` one
+    // (no process holds its lock any more); a torn tail there (power loss,
+    // a hand edit) must not reach the finished file.
     let mut consumer = Consumer::open(&queue, consumer_opts(&out)).unwrap();
     consumer.poll().unwrap();
-    let open = consumer.poll().unwrap().current_output.unwrap();
-    std::mem::forget(consumer);
+    consumer.close().unwrap();
+    let finished = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let open = finished.with_extension("jsonl.open");
+    std::fs::rename(&finished, &open).unwrap();
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .open(&open)
