@@ -533,6 +533,10 @@ impl Consumer {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io("claim lot", &source, e)),
         }
+        // TODO: durable mode syncs about five times per lot (these two
+        // folders, the output, then archive/ and processing/). Grouping
+        // the syncs of several lots would cut that, but the claim must be
+        // durable before any byte of its lot can reach the disk.
         if self.opts.durable {
             if let Err(e) = self.sync_dirs(&[&self.paths.processing, &self.paths.incoming]) {
                 // The claim stands; recovery returns the lot.
