@@ -111,7 +111,8 @@ typedef struct dq_consumer_options {
   /**
    * 1 (the default): parse every line as JSON. 0: trust lots whose
    * name carries a checksum, and check them by CRC-32, line count and
-   * line form only (faster; a forged lot may then carry bad JSON).
+   * line form only. That is faster, but a forged lot may then carry
+   * bad JSON.
    */
   uint8_t full_validation;
   /**

@@ -539,7 +539,7 @@ impl Consumer {
         // durable before any byte of its lot can reach the disk.
         if self.opts.durable {
             if let Err(e) = self.sync_dirs(&[&self.paths.processing, &self.paths.incoming]) {
-                // The claim stands; recovery returns the lot.
+                // The claim remains, so recovery returns the lot.
                 self.needs_recovery = true;
                 return Err(e);
             }
@@ -645,7 +645,7 @@ impl Consumer {
         let mut ends_in_newline = true;
         self.out_buf.clear();
 
-        // Unless told to trust checksums, every line is parsed: a checksum
+        // Unless `full_validation` is off, every line is parsed: a checksum
         // in a name proves the bytes are intact, not who wrote them.
         // Binary output parses every line anyway, to encode it.
         let full_check = self.opts.full_validation || ready.checksum.is_none();
@@ -698,7 +698,7 @@ impl Consumer {
             lines += 1;
             if body.len() >= IO_BUFFER {
                 // A long line is written from where it lies rather than
-                // copied into the buffer, so memory holds it only once.
+                // copied into the buffer, so memory contains it only once.
                 flush_out(out, &mut self.out_buf, &mut offset, &out_path)?;
                 write_out(out, &body, offset, &out_path)?;
                 offset += body.len() as u64;
@@ -780,7 +780,7 @@ impl Consumer {
                 return Err(invalid("checksum mismatch".into()));
             }
             if binary_out {
-                // Unless told to trust checksums, each record is decoded
+                // Unless `full_validation` is off, each record is decoded
                 // first, so the output holds only records that decode to
                 // JSON lines.
                 if full_check {

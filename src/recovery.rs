@@ -288,7 +288,7 @@ pub fn recover_consumer(
                 }
             }
             // NOTE: the lot is returned even so. If someone moved the file
-            // elsewhere, the lines it already holds come out twice.
+            // elsewhere, the lines it already contains come out twice.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 log::warn!(
                     target: "diskq::recovery",

@@ -52,7 +52,8 @@ pub struct dq_consumer_options {
     pub recover_interval_ms: u64,
     /// 1 (the default): parse every line as JSON. 0: trust lots whose
     /// name carries a checksum, and check them by CRC-32, line count and
-    /// line form only (faster; a forged lot may then carry bad JSON).
+    /// line form only. That is faster, but a forged lot may then carry
+    /// bad JSON.
     pub full_validation: u8,
     /// 1: compress archived lots into `.done.gz` (needs the `gzip`
     /// feature, on by default).
