@@ -225,13 +225,6 @@ pub fn validate_line(line: &[u8], max_len: usize) -> Result<Cow<'_, [u8]>> {
         );
         return Err(Error::new(ErrorKind::LineTooLong, msg));
     }
-    if let Err(e) = std::str::from_utf8(line) {
-        let msg = format!(
-            "invalid JSON line: not valid UTF-8 at byte {}",
-            e.valid_up_to()
-        );
-        return Err(Error::new(ErrorKind::InvalidJson, msg));
-    }
     match line.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => {}
         Some(_) => {
@@ -245,21 +238,32 @@ pub fn validate_line(line: &[u8], max_len: usize) -> Result<Cow<'_, [u8]>> {
             ))
         }
     }
-    if !json_syntax::is_json(line) {
+    // The check covers UTF-8 too. Only a failed line is read again, to
+    // say what is wrong with it.
+    let Some(facts) = json_syntax::check(line) else {
+        if let Err(e) = std::str::from_utf8(line) {
+            let msg = format!(
+                "invalid JSON line: not valid UTF-8 at byte {}",
+                e.valid_up_to()
+            );
+            return Err(Error::new(ErrorKind::InvalidJson, msg));
+        }
         return Err(describe_invalid(line));
-    }
-    Ok(normalize(line))
+    };
+    Ok(normalize(line, facts))
 }
 
 /// Removes raw line breaks and escapes raw U+2028 and U+2029. Only valid
 /// JSON may be passed: there these bytes never sit inside a token.
-fn normalize(line: &[u8]) -> Cow<'_, [u8]> {
+fn normalize(line: &[u8], facts: json_syntax::Facts) -> Cow<'_, [u8]> {
     // U+2028 and U+2029 are E2 80 A8 and E2 80 A9 in UTF-8; a search for
     // their lead byte finds both in one pass, and JSON lines rarely hold
-    // any other character that starts with it.
-    let has_break = memchr::memchr2(b'\n', b'\r', line).is_some();
-    let has_separator = memchr::memchr_iter(0xe2, line)
-        .any(|i| line.get(i + 1) == Some(&0x80) && matches!(line.get(i + 2), Some(0xa8 | 0xa9)));
+    // any other character that starts with it. An ASCII line has none.
+    let has_break = facts.line_break;
+    let has_separator = facts.non_ascii
+        && memchr::memchr_iter(0xe2, line).any(|i| {
+            line.get(i + 1) == Some(&0x80) && matches!(line.get(i + 2), Some(0xa8 | 0xa9))
+        });
     if !has_break && !has_separator {
         return Cow::Borrowed(line);
     }
@@ -549,6 +553,19 @@ mod tests {
     }
 
     #[test]
+    fn validate_normalizes_each_case_alone() {
+        let line = validate_line("{\"b\":\"x\u{2029}y\"}".as_bytes(), 1 << 20).unwrap();
+        assert_eq!(&*line, br#"{"b":"x\u2029y"}"#.as_slice());
+        let line = validate_line(b"{\"b\":\n1}", 1 << 20).unwrap();
+        assert_eq!(&*line, br#"{"b":1}"#.as_slice());
+        let line = validate_line(b"{\"b\":\r1}", 1 << 20).unwrap();
+        assert_eq!(&*line, br#"{"b":1}"#.as_slice());
+        // Other characters outside ASCII stay as they are.
+        let line = validate_line("{\"b\":\"\u{e9}\u{2027}\"}".as_bytes(), 1 << 20).unwrap();
+        assert!(matches!(line, Cow::Borrowed(_)));
+    }
+
+    #[test]
     fn syntax_check_agrees_with_serde_json() {
         let cases = [
             "{}",
@@ -598,6 +615,29 @@ mod tests {
             let serde = serde_json::from_slice::<serde_json::Value>(case.as_bytes()).is_ok();
             assert_eq!(ours, serde, "{case:?}");
         }
+        // UTF-8 is checked inside strings, the only place where JSON
+        // allows bytes above 0x7f.
+        let byte_cases: [&[u8]; 14] = [
+            b"{\"a\":\"0123456789abcdefghij\xff\"}",
+            b"{\"a\":\"0123456789abcdefghij\t\"}",
+            b"{\"a\":\"0123456789abcdefghij\xc3\xa9\\\"\xc3\xa9\"}",
+            b"{\"a\":\"0123456789abcde\xc3\xa9\"}",
+            b"{\"a\":\"\xc3\xa9\"}",
+            b"{\"a\":\"\xc3\"}",
+            b"{\"a\":\"\xff\"}",
+            b"{\"a\":\"x\\n\xe2\x80\xa8\\\"\xf0\x9f\x98\x80\"}",
+            b"{\"a\":\"\xf0\x9f\x98\\n\"}",
+            b"{\"a\":\"\xed\xa0\x80\"}",
+            b"{\"a\":\"\xc0\xaf\"}",
+            b"{\"\xe9\":1}",
+            b"{\"a\":1}\xc3\xa9",
+            b"{\"a\":[1,\xc3\xa9]}",
+        ];
+        for case in byte_cases {
+            let ours = json_syntax::is_json(case);
+            let serde = serde_json::from_slice::<serde_json::Value>(case).is_ok();
+            assert_eq!(ours, serde, "{:?}", String::from_utf8_lossy(case));
+        }
         for depth in [127, 128, 129, 200] {
             let deep = "[".repeat(depth) + &"]".repeat(depth);
             let serde = serde_json::from_slice::<serde_json::Value>(deep.as_bytes()).is_ok();
@@ -606,6 +646,43 @@ mod tests {
                 serde,
                 "depth {depth}"
             );
+        }
+    }
+
+    fn number_token() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (-1.0f32..1.0).prop_map(|x| x.to_string()),
+            (0u8..2).prop_map(|x| x.to_string()),
+            "-?(0|[1-9][0-9]{0,4})(\\.[0-9]{1,7})?([eE][-+]?[0-9]{1,3})?",
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+
+        /// Long arrays of numbers take the block-wise skip; valid or with
+        /// a fault anywhere, the verdict must be serde_json's.
+        #[test]
+        fn number_arrays_agree_with_serde_json(
+            mut numbers in proptest::collection::vec(number_token(), 1..200),
+            fault in proptest::option::of((
+                proptest::arbitrary::any::<(proptest::sample::Index, proptest::sample::Index)>(),
+                proptest::sample::select(b"-0123456789.,eE+ ]".to_vec()),
+            )),
+            sep in "(,|,|,|, )",
+        ) {
+            use proptest::prelude::*;
+            // The fault: one byte inserted into one number.
+            if let Some(((token_index, at), byte)) = fault {
+                let token_index = token_index.index(numbers.len());
+                let token = &mut numbers[token_index];
+                token.insert(at.index(token.len() + 1), char::from(byte));
+            }
+            let line = format!("{{\"obs\":[{}],\"mask\":[0,1]}}", numbers.join(&sep));
+            let ours = json_syntax::is_json(line.as_bytes());
+            let serde = serde_json::from_str::<serde_json::Value>(&line).is_ok();
+            prop_assert_eq!(ours, serde, "{}", line);
         }
     }
 

@@ -3,19 +3,44 @@
 //! RFC 8259 grammar plus three limits that serde_json also enforces:
 //! nesting up to 127 levels, numbers within the range of f64 (a reader
 //! would turn a larger one into an infinity), and `\u` escapes that form
-//! valid UTF-16 (no lone surrogates). UTF-8 is left to the caller.
+//! valid UTF-16 (no lone surrogates). Bytes above 0x7f can only sit
+//! inside strings in valid JSON, so UTF-8 is checked there, string by
+//! string, and the rest of the text needs no second pass.
 
-/// Returns true if `text` is one JSON value, with optional whitespace
-/// around it.
+use crate::json_numbers;
+
+/// Properties of a text that passed the check, so that the caller does
+/// not have to scan it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Facts {
+    /// A raw `\n` or `\r` occurs (as whitespace between tokens).
+    pub(crate) line_break: bool,
+    /// A byte above 0x7f occurs (inside a string).
+    pub(crate) non_ascii: bool,
+}
+
+/// Returns true if `text` is one JSON value in valid UTF-8, with optional
+/// whitespace around it.
+#[cfg(test)]
 pub(crate) fn is_json(text: &[u8]) -> bool {
-    Checker {
+    check(text).is_some()
+}
+
+/// Checks that `text` is one JSON value in valid UTF-8, with optional
+/// whitespace around it. Returns `None` if it is not.
+pub(crate) fn check(text: &[u8]) -> Option<Facts> {
+    let mut checker = Checker {
         text,
         pos: 0,
         inline: [0; INLINE_DEPTH],
         depth: 0,
         deep: Vec::new(),
-    }
-    .run()
+        facts: Facts {
+            line_break: false,
+            non_ascii: false,
+        },
+    };
+    checker.run().then_some(checker.facts)
 }
 
 const INLINE_DEPTH: usize = 32;
@@ -42,10 +67,11 @@ struct Checker<'a> {
     inline: [u8; INLINE_DEPTH],
     depth: usize,
     deep: Vec<u8>,
+    facts: Facts,
 }
 
 impl Checker<'_> {
-    fn run(mut self) -> bool {
+    fn run(&mut self) -> bool {
         loop {
             // A value starts here.
             self.skip_ws();
@@ -131,7 +157,12 @@ impl Checker<'_> {
     }
 
     fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+        while let Some(b) = self.peek() {
+            match b {
+                b' ' | b'\t' => {}
+                b'\n' | b'\r' => self.facts.line_break = true,
+                _ => return,
+            }
             self.pos += 1;
         }
     }
@@ -183,11 +214,21 @@ impl Checker<'_> {
         self.pos += 1;
         loop {
             let rest = &self.text[self.pos..];
-            let Some(i) = memchr::memchr2(b'"', b'\\', rest) else {
+            let Some((i, unusual)) = quote_or_backslash(rest) else {
                 return false;
             };
-            if rest[..i].iter().any(|&c| c < 0x20) {
-                return false;
+            if unusual {
+                let span = &rest[..i];
+                if span.iter().any(|&c| c < 0x20) {
+                    return false;
+                }
+                // A multi-byte character cannot contain `"` or `\`, so
+                // each span between them is valid UTF-8 on its own or not
+                // at all.
+                if std::str::from_utf8(span).is_err() {
+                    return false;
+                }
+                self.facts.non_ascii = true;
             }
             self.pos += i + 1;
             if rest[i] == b'"' {
@@ -240,7 +281,16 @@ impl Checker<'_> {
             self.pos += 1;
             return Run::Closed;
         }
+        // Where the block-wise skip may run again: past the byte that
+        // stopped it last time.
+        let mut retry = self.pos;
         loop {
+            if self.pos >= retry {
+                let skip = json_numbers::skip_numbers(self.text, self.pos);
+                self.pos = skip.end;
+                retry = skip.stop.saturating_add(1);
+                self.skip_ws();
+            }
             match self.peek() {
                 Some(b'-' | b'0'..=b'9') => {}
                 _ => return Run::Other,
@@ -316,6 +366,26 @@ impl Checker<'_> {
             false
         }
     }
+}
+
+/// Returns the position of the first `"` or `\` in `text`, and whether a
+/// byte before it is a control character or above 0x7f. Keys and ids are
+/// short, and a plain loop finds their end sooner than a vector search
+/// can start. Longer strings get the vector search.
+fn quote_or_backslash(text: &[u8]) -> Option<(usize, bool)> {
+    const SHORT: usize = 16;
+    // Both kinds of unusual byte fall outside 0x20..=0x7f.
+    let unusual = |c: u8| c.wrapping_sub(0x20) > 0x5f;
+    let mut seen = false;
+    for (i, &c) in text.iter().take(SHORT).enumerate() {
+        if c == b'"' || c == b'\\' {
+            return Some((i, seen));
+        }
+        seen |= unusual(c);
+    }
+    let tail = text.get(SHORT..)?;
+    let end = memchr::memchr2(b'"', b'\\', tail)? + SHORT;
+    Some((end, seen || text[SHORT..end].iter().any(|&c| unusual(c))))
 }
 
 /// Returns true if a JSON number token is within the range of f64.

@@ -63,6 +63,7 @@ mod error;
 pub mod ffi;
 mod fsio;
 mod json;
+mod json_numbers;
 mod json_syntax;
 mod lot;
 mod metrics;
