@@ -370,22 +370,53 @@ impl Checker<'_> {
 
 /// Returns the position of the first `"` or `\` in `text`, and whether a
 /// byte before it is a control character or above 0x7f. Keys and ids are
-/// short, and a plain loop finds their end sooner than a vector search
-/// can start. Longer strings get the vector search.
+/// short, so the first 16 bytes are read eight at a time in a word, which
+/// ends them sooner than a vector search could start. Longer strings get
+/// the vector search.
 fn quote_or_backslash(text: &[u8]) -> Option<(usize, bool)> {
     const SHORT: usize = 16;
-    // Both kinds of unusual byte fall outside 0x20..=0x7f.
-    let unusual = |c: u8| c.wrapping_sub(0x20) > 0x5f;
-    let mut seen = false;
-    for (i, &c) in text.iter().take(SHORT).enumerate() {
-        if c == b'"' || c == b'\\' {
-            return Some((i, seen));
+    let mut p = 0;
+    while let Some(chunk) = text.get(p..p + 8).filter(|_| p < SHORT) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("the slice has 8 bytes"));
+        let stops = zero_bytes(word ^ repeat(b'"')) | zero_bytes(word ^ repeat(b'\\'));
+        let unusual = below(word, 0x20) | (word & HIGH);
+        if stops != 0 {
+            // The bytes before the first stop: every bit below its high bit.
+            let before = (stops & stops.wrapping_neg()) - 1;
+            let at = p + (stops.trailing_zeros() / 8) as usize;
+            return Some((at, unusual & before != 0 || has_unusual(&text[..p])));
         }
-        seen |= unusual(c);
+        p += 8;
     }
-    let tail = text.get(SHORT..)?;
-    let end = memchr::memchr2(b'"', b'\\', tail)? + SHORT;
-    Some((end, seen || text[SHORT..end].iter().any(|&c| unusual(c))))
+    let end = p + memchr::memchr2(b'"', b'\\', &text[p..])?;
+    Some((end, has_unusual(&text[..end])))
+}
+
+/// Returns true if a byte of `text` is a control character or above 0x7f.
+/// Both kinds fall outside 0x20..=0x7f.
+fn has_unusual(text: &[u8]) -> bool {
+    text.iter().any(|&c| c.wrapping_sub(0x20) > 0x5f)
+}
+
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Returns `b` in every byte of a word.
+const fn repeat(b: u8) -> u64 {
+    u64::from_le_bytes([b; 8])
+}
+
+/// Sets the high bit of each byte of `word` that is zero, and no other bit.
+/// Adding 0x7f to the low seven bits sets a byte's high bit unless they
+/// were all zero, and no carry crosses a byte since 0x7f + 0x7f < 0x100.
+fn zero_bytes(word: u64) -> u64 {
+    !(((word & LOW7) + LOW7) | word) & HIGH
+}
+
+/// Sets the high bit of each byte of `word` that is below `n` (`n` at most
+/// 0x80), and no other bit, by the same carry-free sum as [`zero_bytes`].
+fn below(word: u64, n: u8) -> u64 {
+    !(((word & LOW7) + repeat(0x80 - n)) | word) & HIGH
 }
 
 /// Returns true if a JSON number token is within the range of f64.
@@ -399,8 +430,6 @@ fn parses_finite(token: &[u8]) -> bool {
 /// Returns the position of the first byte at or after `p` that is not an
 /// ASCII digit. Looks at eight bytes per step while they are available.
 fn skip_digits(text: &[u8], mut p: usize) -> usize {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     while let Some(chunk) = text.get(p..p + 8) {
         let word = u64::from_le_bytes(chunk.try_into().expect("the slice has 8 bytes"));
         // A digit becomes 0..=9; adding 0x76 to the low seven bits sets a
@@ -423,6 +452,51 @@ fn skip_digits(text: &[u8], mut p: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn word_masks_match_each_byte() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut bytes = [b'a'; 8];
+                bytes[at] = b;
+                let word = u64::from_le_bytes(bytes);
+                let bit = 0x80u64 << (8 * at);
+                assert_eq!(zero_bytes(word) & bit != 0, b == 0, "zero, byte {b}");
+                assert_eq!(below(word, 0x20) & bit != 0, b < 0x20, "below, byte {b}");
+                assert_eq!(zero_bytes(word) & !bit, 0, "zero, other bytes");
+                assert_eq!(below(word, 0x20) & !bit, 0, "below, other bytes");
+            }
+        }
+    }
+
+    #[test]
+    fn quote_or_backslash_finds_end_and_unusual_bytes() {
+        // Each text, then the position of its end and whether a byte
+        // before it is unusual.
+        type Case = (&'static [u8], Option<(usize, bool)>);
+        let cases: [Case; 12] = [
+            (b"abc\"", Some((3, false))),
+            (b"abcdefghij\"xyz", Some((10, false))),
+            (b"a\\b\"", Some((1, false))),
+            (b"\"", Some((0, false))),
+            (b"ab\tc\"", Some((4, true))),
+            (b"ab\xc3\xa9\"", Some((4, true))),
+            (b"abcdefgh\x01\"", Some((9, true))),
+            (b"abcdefghijklmnopqrstuvwxyz\"", Some((26, false))),
+            (b"abcdefghijklmnopqrstuvw\x7fyz\"", Some((26, false))),
+            (b"abcdefghijklmnopqrst\x80uvwxyz\"", Some((27, true))),
+            (b"abc\"\x01", Some((3, false))),
+            (b"abcdefghijklmnopqrstuvwxyz", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(
+                quote_or_backslash(text),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
 
     #[test]
     fn skip_digits_finds_first_non_digit() {
