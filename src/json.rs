@@ -13,6 +13,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::float;
 use crate::json_syntax;
 
 /// One self-play transition, as it appears in a lot.
@@ -95,23 +96,17 @@ pub fn encode_transition(t: &TransitionRef<'_>, out: &mut Vec<u8>) -> Result<()>
 }
 
 fn encode_fields(t: &TransitionRef<'_>, out: &mut Vec<u8>) -> Result<()> {
-    let mut floats = zmij::Buffer::new();
     let mut ints = itoa::Buffer::new();
 
     // Room for the shortest form of every float and mask entry, so the
-    // loops below never grow the buffer.
+    // loops below never grow the buffer. An f32 takes at most 17 bytes
+    // ("-0.00000123456789"), plus its comma.
     out.reserve(
-        96 + t.obs.len() * 16 + t.mask.len() * 2 + t.game_id.len() * 6 + t.player_id.len() * 6,
+        96 + t.obs.len() * 18 + t.mask.len() * 2 + t.game_id.len() * 6 + t.player_id.len() * 6,
     );
     out.extend_from_slice(b"{\"obs\":[");
-    for (i, &x) in t.obs.iter().enumerate() {
-        if !x.is_finite() {
-            return Err(non_finite(&format!("obs[{i}]"), f64::from(x)));
-        }
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(floats.format_finite(x).as_bytes());
+    if let Err(i) = float::write_f32_list(out, t.obs) {
+        return Err(non_finite(&format!("obs[{i}]"), f64::from(t.obs[i])));
     }
 
     out.extend_from_slice(b"],\"mask\":[");
@@ -133,7 +128,7 @@ fn encode_fields(t: &TransitionRef<'_>, out: &mut Vec<u8>) -> Result<()> {
         return Err(non_finite("reward", t.reward));
     }
     out.extend_from_slice(b",\"reward\":");
-    out.extend_from_slice(floats.format_finite(t.reward).as_bytes());
+    out.extend_from_slice(zmij::Buffer::new().format_finite(t.reward).as_bytes());
 
     out.extend_from_slice(if t.done {
         b",\"done\":true"

@@ -61,6 +61,7 @@ mod config;
 mod consumer;
 mod error;
 pub mod ffi;
+mod float;
 mod fsio;
 mod json;
 mod json_numbers;
