@@ -90,20 +90,19 @@ fn scan(text: &[u8], start: usize, classify: impl Fn(&[u8; BLOCK]) -> Masks) -> 
         let block: &[u8; BLOCK] = block.try_into().expect("the slice has 64 bytes");
         let m = classify(block);
         let (errors, next) = check_block(&m, &carry);
-        let first_error = errors.trailing_zeros();
-        let commas = if first_error == 64 {
-            m.comma
-        } else {
-            m.comma & ((1u64 << first_error) - 1)
-        };
-        if commas != 0 {
-            end = pos + (63 - commas.leading_zeros() as usize) + 1;
-        }
-        if first_error < 64 {
+        if errors != 0 {
+            let first_error = errors.trailing_zeros();
+            let commas = m.comma & ((1u64 << first_error) - 1);
+            if commas != 0 {
+                end = pos + BLOCK - commas.leading_zeros() as usize;
+            }
             return Skip {
                 end,
                 stop: pos + first_error as usize,
             };
+        }
+        if m.comma != 0 {
+            end = pos + BLOCK - m.comma.leading_zeros() as usize;
         }
         carry = next;
         pos += BLOCK;
