@@ -9,7 +9,10 @@
 //! output file may hold a partial copy of it. A consumer restarted after a
 //! crash (or `diskq recover`) cuts the output back to the offset and
 //! returns the lot to `incoming/`, so its lines end up in the output once.
-//! Each consumer appends to its own output files, one lot at a time.
+//! If the output already contains the whole lot at that offset, recovery
+//! archives the claim instead. Each consumer appends to its own output
+//! files, one lot after another. A durable consumer may claim several
+//! waiting lots together to share their syncs (see the `group` module).
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -28,6 +31,8 @@ use crate::lot::{ClaimName, QueuePaths, ReadyName, DONE_SUFFIX, PART_SUFFIX, REA
 use crate::output::{append_json_as_record, OutputFile};
 use crate::recovery;
 use crate::watch::Watch;
+
+mod group;
 
 /// Lot failures in a row after which a poll stops and waits.
 const MAX_FAILURES_IN_A_ROW: u32 = 3;
@@ -100,6 +105,24 @@ pub struct ConsumerStats {
     pub finished_files: u64,
 }
 
+/// The result of copying one lot into the output.
+struct LotCopy {
+    lines: u64,
+    bytes: u64,
+    /// The output received the lot's bytes exactly as they are in the
+    /// lot file.
+    unchanged: bool,
+}
+
+/// A lot whose lines are in the output after its committed bytes, not yet
+/// archived.
+struct CopiedLot {
+    name: String,
+    claimed: PathBuf,
+    lines: u64,
+    bytes: u64,
+}
+
 /// Why a lot could not be consumed.
 enum LotError {
     /// The lot itself is bad; it goes to quarantine with this reason.
@@ -158,11 +181,13 @@ impl Consumer {
 
         let now = recovery::recover_consumer(&paths, id, &output_dir, opts.durable)?;
         report.returned += now.returned;
-        if report.returned > 0 {
+        report.completed += now.completed;
+        if report.returned > 0 || report.completed > 0 {
             log::warn!(
                 target: "queue_consumer",
-                "returned {} unfinished lots of an earlier run of consumer id={id}",
-                report.returned
+                "returned {} and archived {} unfinished lots of an earlier run of consumer id={id}",
+                report.returned,
+                report.completed
             );
         }
         log::info!(
@@ -219,14 +244,22 @@ impl Consumer {
         self.backlog = names.len() as u64;
         let mut first_error = None;
         let mut failures_in_a_row = 0;
-        for name in names {
+        let mut next = 0;
+        while next < names.len() {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            match self.consume(&name, &mut report) {
+            let waiting = &names[next..];
+            let name = &waiting[0];
+            let (count, result) = match self.group_len(waiting) {
+                1 => (1, self.consume(name, &mut report)),
+                len => self.consume_group(&waiting[..len], &mut report),
+            };
+            next += count;
+            match result {
                 Ok(()) => {
                     failures_in_a_row = 0;
-                    self.backlog -= 1;
+                    self.backlog = self.backlog.saturating_sub(count as u64);
                 }
                 // Part of a lot may be in the output: nothing more is
                 // appended until recovery has cut it.
@@ -500,8 +533,20 @@ impl Consumer {
             let from = self.paths.incoming.join(name);
             return self.quarantine(&from, name, "invalid lot name", report);
         };
+        self.prepare_output(&ready, report)?;
+        let offset = self.output.as_ref().map_or(0, |out| out.len);
+        let Some(claimed) = self.claim(name, offset)? else {
+            return Ok(());
+        };
+        if self.opts.durable {
+            self.sync_claims()?;
+        }
+        self.settle(name, &ready, claimed, report)
+    }
 
-        // Roll over before a lot that would take the file past its limit.
+    /// Rolls the output over if `ready`'s lines would take it past its
+    /// limit, and opens an output file if none is open.
+    fn prepare_output(&mut self, ready: &ReadyName, report: &mut PollReport) -> Result<()> {
         let expected_lines = ready.checksum.map(|(lines, _)| lines);
         if let (Some(out), Some(lines)) = (&self.output, expected_lines) {
             if out.lines > 0 && out.lines + lines > self.opts.max_output_lines {
@@ -514,38 +559,53 @@ impl Consumer {
             let out = OutputFile::create(&self.output_dir, id, format, self.opts.durable)?;
             self.output = Some(out);
         }
+        Ok(())
+    }
+
+    /// Claims lot `name` by renaming it into `processing/` under a name
+    /// that records the output file and the `offset` where its lines will
+    /// start. Returns the claimed path, or `None` if another consumer took
+    /// the lot first.
+    fn claim(&self, name: &str, offset: u64) -> Result<Option<PathBuf>> {
         let out = self
             .output
             .as_ref()
-            .expect("an output file was just opened");
-
-        // The claim: after this rename the lot is ours, and its new name
-        // records where its lines start in the output.
+            .expect("prepare_output opens the output first");
         let claim = ClaimName {
             ready: name.to_string(),
             output: out.name.clone(),
-            offset: out.len,
+            offset,
         };
         let source = self.paths.incoming.join(name);
         let claimed = self.paths.processing.join(claim.format());
         match fsio::rename_noreplace(&source, &claimed) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io("claim lot", &source, e)),
+            Ok(()) => Ok(Some(claimed)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("claim lot", &source, e)),
         }
-        // TODO: durable mode syncs about five times per lot (these two
-        // folders, the output, then archive/ and processing/). Grouping
-        // the syncs of several lots would cut that, but the claim must be
-        // durable before any byte of its lot can reach the disk.
-        if self.opts.durable {
-            if let Err(e) = self.sync_dirs(&[&self.paths.processing, &self.paths.incoming]) {
-                // The claim remains, so recovery returns the lot.
-                self.needs_recovery = true;
-                return Err(e);
-            }
-        }
+    }
 
-        let archived = self.paths.archive.join(format!("{name}{DONE_SUFFIX}"));
+    /// Makes the claims so far durable. No byte of a lot may reach the
+    /// output before its claim is durable: otherwise power loss could
+    /// bring the lot back to `incoming/` while the output kept its lines.
+    fn sync_claims(&mut self) -> Result<()> {
+        if let Err(e) = self.sync_dirs(&[&self.paths.processing, &self.paths.incoming]) {
+            // The claims remain, so recovery returns the lots.
+            self.needs_recovery = true;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Copies a claimed lot to the end of the committed output and
+    /// archives it, or sets it aside if it is bad.
+    fn settle(
+        &mut self,
+        name: &str,
+        ready: &ReadyName,
+        claimed: PathBuf,
+        report: &mut PollReport,
+    ) -> Result<()> {
         if archive::is_archived(&self.paths.archive, name) {
             let reason =
                 "a lot with this name is already archived, so its lines were consumed before";
@@ -554,8 +614,9 @@ impl Consumer {
 
         // From here on a crash leaves the claim in processing/, and
         // recovery cuts the output back to the claim's offset.
-        let (lines, bytes) = match self.copy_lot(&claimed, &ready) {
-            Ok(counts) => counts,
+        let start = self.output.as_ref().map_or(0, |out| out.len);
+        let copied = match self.copy_lot(&claimed, ready, start) {
+            Ok(copied) => copied,
             Err(LotError::Invalid(reason)) => {
                 self.cut_output()?;
                 return self.quarantine(&claimed, name, &reason, report);
@@ -572,6 +633,23 @@ impl Consumer {
                 return Err(e);
             }
         };
+        let lot = CopiedLot {
+            name: name.to_string(),
+            claimed,
+            lines: copied.lines,
+            bytes: copied.bytes,
+        };
+        self.commit(std::slice::from_ref(&lot), report)
+    }
+
+    /// Archives lots whose lines were appended after the committed bytes
+    /// of the output, in order, and counts them as committed. In durable
+    /// mode the output is synced before the first archive rename, since
+    /// an archived lot is never consumed again.
+    fn commit(&mut self, lots: &[CopiedLot], report: &mut PollReport) -> Result<()> {
+        if lots.is_empty() {
+            return Ok(());
+        }
         let out = self
             .output
             .as_mut()
@@ -582,31 +660,40 @@ impl Consumer {
                 return Err(Error::io("fsync output file", &out.path(), e));
             }
         }
-
-        // The commit point: once archived, the lot is never consumed again.
-        if let Err(e) = fsio::rename_noreplace(&claimed, &archived) {
-            self.needs_recovery = true;
-            return Err(Error::io("archive lot as", &archived, e));
+        for lot in lots {
+            // The commit point: once archived, the lot is never consumed
+            // again.
+            let archived = self
+                .paths
+                .archive
+                .join(format!("{}{DONE_SUFFIX}", lot.name));
+            if let Err(e) = fsio::rename_noreplace(&lot.claimed, &archived) {
+                self.needs_recovery = true;
+                return Err(Error::io("archive lot as", &archived, e));
+            }
+            if self.opts.compress_archive {
+                self.to_compress.push(archived);
+            }
+            out.len += lot.bytes;
+            out.lines += lot.lines;
+            log::info!(
+                target: "queue_consumer",
+                "appended {} lines -> {}",
+                lot.lines,
+                out.name.trim_end_matches(".open")
+            );
+            report.lots += 1;
+            report.lines += lot.lines;
+            report.bytes += lot.bytes;
+            self.stats.lots += 1;
+            self.stats.lines += lot.lines;
+            self.stats.bytes += lot.bytes;
         }
-        if self.opts.compress_archive {
-            self.to_compress.push(archived);
-        }
-        out.len += bytes;
-        out.lines += lines;
-        let out_name = out.name.clone();
-        let out_lines = out.lines;
+        let full = out.lines >= self.opts.max_output_lines;
         if self.opts.durable {
             self.sync_dirs(&[&self.paths.archive, &self.paths.processing])?;
         }
-        log::info!(target: "queue_consumer", "appended {lines} lines -> {}", out_name.trim_end_matches(".open"));
-
-        report.lots += 1;
-        report.lines += lines;
-        report.bytes += bytes;
-        self.stats.lots += 1;
-        self.stats.lines += lines;
-        self.stats.bytes += bytes;
-        if out_lines >= self.opts.max_output_lines {
+        if full {
             self.finish_output(report)?;
         }
         Ok(())
@@ -618,7 +705,8 @@ impl Consumer {
         &mut self,
         claimed: &Path,
         ready: &ReadyName,
-    ) -> std::result::Result<(u64, u64), LotError> {
+        start: u64,
+    ) -> std::result::Result<LotCopy, LotError> {
         let file = match fsio::open_regular(claimed, false) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
@@ -630,7 +718,7 @@ impl Consumer {
         let head = reader.fill_buf();
         let head = head.map_err(|e| LotError::Io(Error::io("read lot", claimed, e)))?;
         if head.starts_with(binary::MAGIC) {
-            return self.copy_binary_lot(reader, claimed, ready);
+            return self.copy_binary_lot(reader, claimed, ready, start);
         }
 
         let out = self
@@ -640,9 +728,12 @@ impl Consumer {
         let out_path = out.path();
         let max_line = self.opts.max_line_bytes;
         let mut crc = crc32fast::Hasher::new();
-        let mut offset = out.len;
+        let mut offset = start;
         let mut lines = 0u64;
         let mut ends_in_newline = true;
+        // True while every line goes to the output exactly as it is in
+        // the lot.
+        let mut unchanged = true;
         self.out_buf.clear();
 
         // Unless `full_validation` is off, every line is parsed: a checksum
@@ -695,6 +786,7 @@ impl Consumer {
                 Ok(body) => body,
                 Err(e) => return Err(LotError::Invalid(format!("line {}: {e}", lines + 1))),
             };
+            unchanged &= matches!(body, Cow::Borrowed(_)) && ends_in_newline;
             lines += 1;
             if body.len() >= IO_BUFFER {
                 // A long line is written from where it lies rather than
@@ -728,7 +820,11 @@ impl Consumer {
             }
         }
         flush_out(out, &mut self.out_buf, &mut offset, &out_path)?;
-        Ok((lines, offset - out.len))
+        Ok(LotCopy {
+            lines,
+            bytes: offset - start,
+            unchanged: unchanged && !binary_out,
+        })
     }
 
     /// Streams a claimed binary lot into the output, checking each record's
@@ -739,7 +835,8 @@ impl Consumer {
         mut reader: BufReader<File>,
         claimed: &Path,
         ready: &ReadyName,
-    ) -> std::result::Result<(u64, u64), LotError> {
+        start: u64,
+    ) -> std::result::Result<LotCopy, LotError> {
         let out = self
             .output
             .as_ref()
@@ -751,7 +848,7 @@ impl Consumer {
         let mut crc = crc32fast::Hasher::new();
         crc.update(binary::MAGIC);
         reader.consume(binary::MAGIC.len());
-        let mut offset = out.len;
+        let mut offset = start;
         let mut records = 0u64;
         self.out_buf.clear();
 
@@ -828,7 +925,11 @@ impl Consumer {
             }
         }
         flush_out(out, &mut self.out_buf, &mut offset, &out_path)?;
-        Ok((records, offset - out.len))
+        Ok(LotCopy {
+            lines: records,
+            bytes: offset - start,
+            unchanged: false,
+        })
     }
 
     /// Cuts the output back to its committed length after a rejected lot.

@@ -29,7 +29,7 @@
 //! | a producer writes a lot         | unlocked `.part`, maybe torn tail | cut the torn line, publish the rest   |
 //! | a producer creates a lot        | unlocked `.<id>.new`, empty       | removed                               |
 //! | a consumer copies a lot         | claim in `processing/`, output with a partial lot | cut output to the claim's offset, return the lot |
-//! | a consumer archives a lot       | claim (output complete) or `.done` | as above, or nothing to do          |
+//! | a consumer archives a lot       | claim (output complete) or `.done` | archive the claim, or nothing to do |
 //! | a consumer rolls over           | `.jsonl.open` or `.dqb.open`       | torn tail cut, renamed to `.jsonl` or `.dqb` (removed if empty) |
 //!
 //! Producers publish the leftovers of dead producers when they open, the
@@ -46,9 +46,11 @@
 //! * Renames never replace an existing file, and files are created
 //!   exclusively.
 //! * With `durable` set on both sides, every rename is preceded by an
-//!   fsync of the file and followed by an fsync of the directories, so
-//!   what was acknowledged also survives power loss. Without it, only
-//!   crashes of processes are covered.
+//!   fsync of the file it publishes and followed by an fsync of the
+//!   directories before anything that depends on it, so what was
+//!   acknowledged also survives power loss. (A durable consumer shares
+//!   these syncs among the lots it claims together.) Without `durable`,
+//!   only crashes of processes are covered.
 //! * Lots whose checksum, line count or lines are wrong go to
 //!   `quarantine/`; the consumer carries on.
 

@@ -15,7 +15,7 @@ use crate::binary;
 use crate::config::OutputFormat;
 use crate::error::{Error, Result};
 use crate::fsio;
-use crate::lot::{is_safe_name, ready_name, ClaimName, QueuePaths, PART_SUFFIX};
+use crate::lot::{is_safe_name, ready_name, ClaimName, QueuePaths, DONE_SUFFIX, PART_SUFFIX};
 use crate::output::{finish_open_file, open_file_owner, split_output_name};
 
 /// What [`recover_parts`] did.
@@ -235,19 +235,28 @@ pub(crate) fn checksum(file: &File, len: u64) -> io::Result<(u64, u32)> {
 pub struct ConsumerReport {
     /// Claimed lots returned to `incoming/`.
     pub returned: u64,
+    /// Claimed lots whose bytes were all in the output already, and
+    /// which were archived instead.
+    pub completed: u64,
     /// Open output files renamed to their finished names.
     pub finished: u64,
 }
 
-/// Undoes the unfinished work of consumer `id`, which must not be running
-/// (the caller holds its lock): each lot it claimed but did not archive
-/// has its partial copy cut from the output and goes back to
-/// `incoming/`, then its open output files (`.jsonl.open` and
-/// `.dqb.open`) are finished.
+/// Undoes or completes the unfinished work of consumer `id`, which must
+/// not be running (the caller holds its lock). Each lot it claimed but did
+/// not archive is archived if the output contains a byte-for-byte copy of it
+/// at the claim's offset. Otherwise its partial copy is cut from the
+/// output, and the lot goes back to `incoming/`. Then its open output
+/// files (`.jsonl.open` and `.dqb.open`) are finished.
+///
+/// Claims are settled in the order of their offsets, so a cut also
+/// removes the bytes of every later lot of that file, and those lots are
+/// returned too.
 ///
 /// # Errors
 ///
-/// `Io` if a folder cannot be listed or a file cannot be cut or renamed.
+/// `Io` if a folder cannot be listed or a file cannot be read, cut or
+/// renamed.
 pub fn recover_consumer(
     paths: &QueuePaths,
     id: &str,
@@ -257,6 +266,7 @@ pub fn recover_consumer(
     let mut report = ConsumerReport::default();
     let processing = &paths.processing;
     let entries = std::fs::read_dir(processing).map_err(|e| Error::io("list", processing, e))?;
+    let mut claims = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("list", processing, e))?;
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
@@ -268,12 +278,37 @@ pub fn recover_consumer(
         if open_file_owner(&claim.output) != Some(id) {
             continue;
         }
+        claims.push((claim, name));
+    }
+    claims.sort_by(|(a, _), (b, _)| (&a.output, a.offset).cmp(&(&b.output, b.offset)));
 
-        // The output holds the committed lots up to `offset`, then maybe
-        // part of this one: cut it there, then hand the lot back.
+    for (claim, name) in claims {
+        let from = processing.join(&name);
         let output = output_dir.join(&claim.output);
         match fsio::open_regular(&output, true) {
             Ok(file) => {
+                if complete_in_output(&file, &output, &from, claim.offset)? {
+                    // A durable consumer syncs the output before it
+                    // archives, so these bytes may still be in the page
+                    // cache only.
+                    if durable {
+                        file.sync_data()
+                            .map_err(|e| Error::io("fsync", &output, e))?;
+                    }
+                    if archive_completed(paths, &from, &claim.ready, durable)? {
+                        log::warn!(
+                            target: "diskq::recovery",
+                            "archived lot={} of consumer id={id}: its lines were in {} already",
+                            claim.ready,
+                            claim.output
+                        );
+                        report.completed += 1;
+                        continue;
+                    }
+                }
+                // The output holds the committed lots up to `offset`, then
+                // maybe part of this one: cut it there, then hand the lot
+                // back.
                 let len = file
                     .metadata()
                     .map_err(|e| Error::io("stat", &output, e))?
@@ -299,7 +334,6 @@ pub fn recover_consumer(
             }
             Err(e) => return Err(Error::io("open", &output, e)),
         }
-        let from = processing.join(&name);
         let to = paths.incoming.join(&claim.ready);
         fsio::rename_noreplace(&from, &to).map_err(|e| Error::io("return lot to", &to, e))?;
         if durable {
@@ -335,6 +369,70 @@ pub fn recover_consumer(
         }
     }
     Ok(report)
+}
+
+/// Returns true if the output contains the whole claimed lot, byte for byte,
+/// starting at `offset`. Only a lot copied unchanged can pass; a lot whose
+/// lines were rewritten (binary records, escaped separators) never does,
+/// and is cut and returned instead.
+fn complete_in_output(output: &File, output_path: &Path, lot: &Path, offset: u64) -> Result<bool> {
+    let lot_file = match fsio::open_regular(lot, false) {
+        Ok(file) => file,
+        // Not a regular file: the consumer rejects it on the next claim.
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => return Ok(false),
+        Err(e) => return Err(Error::io("open", lot, e)),
+    };
+    let lot_len = lot_file
+        .metadata()
+        .map_err(|e| Error::io("stat", lot, e))?
+        .len();
+    let out_len = output
+        .metadata()
+        .map_err(|e| Error::io("stat", output_path, e))?
+        .len();
+    let fits = matches!(offset.checked_add(lot_len), Some(end) if end <= out_len);
+    if lot_len == 0 || !fits {
+        return Ok(false);
+    }
+
+    let mut lot_buf = vec![0u8; 64 * 1024];
+    let mut out_buf = vec![0u8; 64 * 1024];
+    let mut done = 0u64;
+    while done < lot_len {
+        let n = (lot_len - done).min(lot_buf.len() as u64) as usize;
+        lot_file
+            .read_exact_at(&mut lot_buf[..n], done)
+            .map_err(|e| Error::io("read", lot, e))?;
+        output
+            .read_exact_at(&mut out_buf[..n], offset + done)
+            .map_err(|e| Error::io("read", output_path, e))?;
+        if lot_buf[..n] != out_buf[..n] {
+            return Ok(false);
+        }
+        done += n as u64;
+    }
+    Ok(true)
+}
+
+/// Renames a claim whose lines are all in the output into `archive/`, as
+/// the consumer would have. Returns false, and leaves the claim, if a lot
+/// of that name is archived already: the consumer then sets it aside.
+fn archive_completed(paths: &QueuePaths, claim: &Path, ready: &str, durable: bool) -> Result<bool> {
+    if crate::archive::is_archived(&paths.archive, ready) {
+        return Ok(false);
+    }
+    let to = paths.archive.join(format!("{ready}{DONE_SUFFIX}"));
+    match fsio::rename_noreplace(claim, &to) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(Error::io("archive lot as", &to, e)),
+    }
+    if durable {
+        for dir in [&paths.archive, &paths.processing] {
+            fsio::sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
+        }
+    }
+    Ok(true)
 }
 
 /// Opens `path` and takes its lock. Returns `None` when a live process

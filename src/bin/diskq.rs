@@ -789,8 +789,9 @@ fn recover(queue: &Path, durable: bool) -> Result<(), diskq::Error> {
                 println!("consumer {id}: no recorded output folder, claims left in processing/")
             }
             ConsumerRecovery::Recovered(r) => println!(
-                "consumer {id}: returned {} lots to incoming/, finished {} output files",
-                r.returned, r.finished
+                "consumer {id}: returned {} lots to incoming/, archived {} lots whose lines \
+                 were in the output, finished {} output files",
+                r.returned, r.completed, r.finished
             ),
         }
     }

@@ -119,17 +119,36 @@ fn synced_before(calls: &[Call], path: &str, rename: usize) -> Option<String> {
     }
 }
 
+/// Returns the folders a rename moves a name between, which is what
+/// makes renames alike: claims go from `incoming/` to `processing/`,
+/// archive renames from `processing/` to `archive/`, and so on.
+fn rename_kind(call: &Call) -> (String, String) {
+    (parent(&call.strings[0]), parent(&call.strings[1]))
+}
+
 /// Checks that each folder in `dirs` was synced after call `rename` and
-/// before the next rename of this log; returns a message per folder.
+/// before whatever may depend on it: the next write of file data, or the
+/// next rename of another kind. Renames of one kind may share the syncs
+/// that follow the last of them, as the consumer's group of claims or of
+/// archive renames does. Returns a message per folder.
 fn dirs_synced_after(calls: &[Call], dirs: &[String], rename: usize) -> Vec<String> {
+    let kind = rename_kind(&calls[rename]);
     let next = (rename + 1..calls.len())
-        .find(|&i| calls[i].name == "renameat2" && calls[i].ok)
+        .find(|&i| {
+            let call = &calls[i];
+            let other_rename = call.name == "renameat2"
+                && call.ok
+                && call.strings.len() >= 2
+                && rename_kind(call) != kind;
+            other_rename || call.name == "pwrite64"
+        })
         .unwrap_or(calls.len());
     dirs.iter()
         .filter(|dir| sync_of(calls, dir, rename + 1, next).is_none())
         .map(|dir| {
             format!(
-                "line {}: no fsync of {dir} after the rename {} -> {}",
+                "line {}: no fsync of {dir} after the rename {} -> {} and before the next \
+                 write or rename of another kind",
                 calls[rename].line, calls[rename].strings[0], calls[rename].strings[1]
             )
         })
@@ -138,8 +157,9 @@ fn dirs_synced_after(calls: &[Call], dirs: &[String], rename: usize) -> Vec<Stri
 
 /// Checks the durable mode's order in one process's log. A rename that
 /// publishes, claims, archives, returns or finishes a file must follow
-/// an fsync of the file when this process wrote new data to it. Before
-/// the next rename, both folders it touches must be synced. `out_dir`
+/// an fsync of the file when this process wrote new data to it. Both
+/// folders it touches must be synced before the next write of data and
+/// before the next rename of another kind. `out_dir`
 /// is the consumer's output folder, where the output file of an
 /// archived lot is. Returns one message per violation and the number of
 /// renames checked.

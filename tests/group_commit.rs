@@ -1,0 +1,282 @@
+//! The durable consumer's group commit: several waiting lots share one
+//! sync of their claims, of the output and of their archive renames.
+//! Checked with real `diskq` processes under strace (counting syncs, and
+//! killing the consumer at each rename), and with lots that cannot be
+//! copied unchanged in the middle of a group.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use diskq::{Consumer, ConsumerOptions, Producer, ProducerOptions};
+
+/// Returns true if strace runs here; prints a note naming `test` if not.
+fn strace_usable(test: &str) -> bool {
+    let ok = Command::new("strace")
+        .args(["-f", "-o", "/dev/null", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        println!("note: {test} skipped: strace is not usable here");
+    }
+    ok
+}
+
+/// Publishes `lots` lots of `lines` lines each. Line `seq` of the whole
+/// queue is `{"game":"g","seq":<seq>}`.
+fn publish(queue: &Path, lots: u64, lines: u64) {
+    let opts = ProducerOptions {
+        max_lot_lines: lines,
+        max_lot_age: None,
+        ..ProducerOptions::default()
+    };
+    let producer = Producer::open(queue, opts).unwrap();
+    for seq in 0..lots * lines {
+        let line = format!(r#"{{"game":"g","seq":{seq}}}"#);
+        producer.push_json(line.as_bytes()).unwrap();
+    }
+    producer.close().unwrap();
+}
+
+fn consume_cmd(queue: &Path, out: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_diskq"));
+    cmd.arg("consume")
+        .arg(queue)
+        .arg("--out")
+        .arg(out)
+        .args(["--id", "main", "--once", "--durable"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+/// Runs `cmd` under strace with `args` and writes the log to `log`.
+fn run_traced(cmd: &Command, args: &[&str], log: &Path) -> std::process::ExitStatus {
+    let mut strace = Command::new("strace");
+    strace.arg("-f").arg("-o").arg(log).args(args).arg("--");
+    strace.arg(cmd.get_program()).args(cmd.get_args());
+    strace
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run strace")
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
+/// Counts each `seq` in the finished output files of `out`, and fails on
+/// a line that is not one of the published ones.
+fn seq_counts(out: &Path) -> BTreeMap<u64, u64> {
+    let mut counts = BTreeMap::new();
+    for name in names_in(out) {
+        assert!(
+            name.ends_with(".jsonl"),
+            "unfinished or unexpected output file {name}"
+        );
+        let text = std::fs::read_to_string(out.join(&name)).unwrap();
+        for line in text.lines() {
+            let value: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{name}: bad line {line:?}: {e}"));
+            let seq = value["seq"].as_u64().expect("a seq");
+            *counts.entry(seq).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// Checks that every line `0..total` is in the output exactly once and
+/// that no lot is left waiting or claimed.
+fn check_exactly_once(queue: &Path, out: &Path, total: u64, context: &str) {
+    let counts = seq_counts(out);
+    let missing: Vec<u64> = (0..total).filter(|s| !counts.contains_key(s)).collect();
+    let twice: Vec<(&u64, &u64)> = counts.iter().filter(|(_, &n)| n > 1).collect();
+    assert!(missing.is_empty(), "{context}: lines missing: {missing:?}");
+    assert!(twice.is_empty(), "{context}: lines duplicated: {twice:?}");
+    assert_eq!(counts.len() as u64, total, "{context}: unexpected lines");
+    assert!(
+        names_in(&queue.join("incoming")).is_empty(),
+        "{context}: lots left in incoming/"
+    );
+    assert!(
+        names_in(&queue.join("processing")).is_empty(),
+        "{context}: lots left in processing/"
+    );
+}
+
+fn scratch() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    let queue = root.path().join("queue");
+    let out = root.path().join("out");
+    std::fs::create_dir(&queue).unwrap();
+    std::fs::create_dir(&out).unwrap();
+    (root, queue, out)
+}
+
+#[test]
+fn durable_consumer_shares_syncs_in_a_group() {
+    if !strace_usable("durable_consumer_shares_syncs_in_a_group") {
+        return;
+    }
+    let (root, queue, out) = scratch();
+    let (lots, lines) = (24, 5);
+    publish(&queue, lots, lines);
+    let log = root.path().join("sync.trace");
+    let status = run_traced(
+        &consume_cmd(&queue, &out),
+        &["-e", "trace=fsync,fdatasync"],
+        &log,
+    );
+    assert!(status.success(), "consumer failed: {status}");
+    let syncs = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter(|l| (l.contains("fsync(") || l.contains("fdatasync(")) && !l.contains("resumed>"))
+        .count() as u64;
+    println!("{lots} lots consumed with {syncs} syncs");
+    // One lot at a time took 5 syncs per lot. A group of 24 needs 5 in
+    // all, plus the syncs that create and finish the output file.
+    assert!(
+        syncs * 2 < lots * 3,
+        "{syncs} syncs for {lots} lots: the lots were not grouped"
+    );
+    check_exactly_once(&queue, &out, lots * lines, "grouped run");
+}
+
+#[test]
+fn killed_group_is_completed_or_returned() {
+    if !strace_usable("killed_group_is_completed_or_returned") {
+        return;
+    }
+    let (lots, lines) = (4, 3);
+    let dry = scratch();
+    publish(&dry.1, lots, lines);
+    let log = dry.0.path().join("dry.trace");
+    let status = run_traced(
+        &consume_cmd(&dry.1, &dry.2),
+        &["-e", "trace=renameat2"],
+        &log,
+    );
+    assert!(status.success(), "dry run failed: {status}");
+    let renames = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("renameat2(") && !l.contains("resumed>"))
+        .count();
+    assert!(renames >= 2 * lots as usize, "only {renames} renames");
+
+    let mut completed_somewhere = false;
+    for n in 1..=renames {
+        let (root, queue, out) = scratch();
+        publish(&queue, lots, lines);
+        let context = format!("killed at rename #{n}");
+        let kill = format!("inject=renameat2:signal=KILL:when={n}");
+        let status = run_traced(
+            &consume_cmd(&queue, &out),
+            &["-e", "trace=renameat2", "-e", &kill],
+            &root.path().join("kill.trace"),
+        );
+        assert!(!status.success(), "{context}: the consumer was not killed");
+
+        let recover = Command::new(env!("CARGO_BIN_EXE_diskq"))
+            .arg("recover")
+            .arg(&queue)
+            .output()
+            .expect("run diskq recover");
+        assert!(recover.status.success(), "{context}: recover failed");
+        let text = String::from_utf8_lossy(&recover.stdout);
+        if let Some(count) = text
+            .split("archived ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|count| count.parse::<u64>().ok())
+        {
+            completed_somewhere |= count > 0;
+        }
+
+        let status = consume_cmd(&queue, &out).status().unwrap();
+        assert!(status.success(), "{context}: the drain failed");
+        check_exactly_once(&queue, &out, lots * lines, &context);
+    }
+    // Some kill fell between the archive renames of the group, where the
+    // lines of the remaining claims are all in the output already.
+    assert!(
+        completed_somewhere,
+        "no recovery archived a claim whose lines were complete"
+    );
+}
+
+/// Writes a lot by hand under a name that records its line count and
+/// CRC-32, as a producer would, and returns the name.
+fn hand_lot(queue: &Path, id: &str, content: &[u8]) -> String {
+    let lines = content.iter().filter(|&&b| b == b'\n').count();
+    let name = format!("{id}.{lines}.{:08x}.ready", crc32fast::hash(content));
+    std::fs::write(queue.join("incoming").join(&name), content).unwrap();
+    name
+}
+
+#[test]
+fn group_settles_changed_and_bad_lots_alone() {
+    let (_root, queue, out) = scratch();
+    Producer::open(&queue, ProducerOptions::default())
+        .unwrap()
+        .close()
+        .unwrap();
+    // Names sort in this order. The second lot holds a raw U+2028, which
+    // the consumer escapes, so its output is longer than the lot. The
+    // fourth is not JSON. Both break the group's offsets.
+    hand_lot(
+        &queue,
+        "00000000000000000001-a",
+        b"{\"seq\":0}\n{\"seq\":1}\n",
+    );
+    hand_lot(
+        &queue,
+        "00000000000000000002-b",
+        "{\"seq\":2,\"s\":\"x\u{2028}y\"}\n".as_bytes(),
+    );
+    hand_lot(&queue, "00000000000000000003-c", b"{\"seq\":3}\n");
+    let bad = hand_lot(&queue, "00000000000000000004-d", b"{\"seq\":99,\n");
+    hand_lot(
+        &queue,
+        "00000000000000000005-e",
+        b"{\"seq\":4}\n{\"seq\":5}\n",
+    );
+
+    let opts = ConsumerOptions {
+        output_dir: out.clone(),
+        durable: true,
+        ..ConsumerOptions::default()
+    };
+    let mut consumer = Consumer::open(&queue, opts).unwrap();
+    let report = consumer.poll().unwrap();
+    assert_eq!(report.lots, 4, "{report:?}");
+    assert_eq!(report.lines, 6, "{report:?}");
+    assert_eq!(report.quarantined, 1, "{report:?}");
+    consumer.close().unwrap();
+
+    assert_eq!(
+        names_in(&queue.join("quarantine")),
+        [bad.clone(), format!("{bad}.reason")]
+    );
+    let text: String = names_in(&out)
+        .iter()
+        .map(|name| std::fs::read_to_string(out.join(name)).unwrap())
+        .collect();
+    assert_eq!(
+        text,
+        "{\"seq\":0}\n{\"seq\":1}\n{\"seq\":2,\"s\":\"x\\u2028y\"}\n{\"seq\":3}\n\
+         {\"seq\":4}\n{\"seq\":5}\n"
+    );
+    check_exactly_once(&queue, &out, 6, "changed and bad lots");
+}
