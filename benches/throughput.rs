@@ -345,7 +345,7 @@ fn run_e2e(config: &Config, lines: &workload::Lines, report: &mut Report) {
             let (queue, out) = pipeline::fresh_queue(work, name);
             let run = pipeline::thread_pair(lines, &queue, &out, pair);
             pipeline::verify_exactly_once(&out, lines, n).expect("exactly-once check");
-            std::fs::remove_dir_all(queue.parent().expect("queue root")).expect("remove the queue");
+            sys::discard(queue.parent().expect("queue root"), work);
             run
         });
         let mut row = Row::new(name, n as f64 / run.wall.as_secs_f64(), Unit::PerSec)
@@ -376,7 +376,7 @@ fn run_e2e(config: &Config, lines: &workload::Lines, report: &mut Report) {
         let (queue, out) = pipeline::fresh_queue(work, "e2e_procs");
         let run = pipeline::processes(&bin, config.seed, n, procs, &queue, &out);
         pipeline::verify_exactly_once(&out, lines, n).expect("exactly-once check of e2e_procs");
-        std::fs::remove_dir_all(queue.parent().expect("queue root")).expect("remove e2e_procs");
+        sys::discard(queue.parent().expect("queue root"), work);
         run
     });
     report.add(
@@ -415,7 +415,7 @@ fn run_durable(config: &Config, work: &Path, report: &mut Report) {
         let dir = work.join("raw_fsync");
         std::fs::create_dir_all(&dir).expect("create the reference folder");
         let took = producers::raw_write_rotate(&lines, &dir, true);
-        std::fs::remove_dir_all(&dir).expect("remove the reference folder");
+        sys::discard(&dir, work);
         best[0] = best[0].min(took);
 
         let (queue, out) = pipeline::fresh_queue(work, "durable_producer");
@@ -442,7 +442,7 @@ fn run_durable(config: &Config, work: &Path, report: &mut Report) {
         assert_eq!(drained.lots as f64, lots, "the drain left lots waiting");
         pipeline::verify_exactly_once(&out, &lines, n)
             .expect("exactly-once check of durable_drain");
-        std::fs::remove_dir_all(queue.parent().expect("queue root")).expect("remove the queue");
+        sys::discard(queue.parent().expect("queue root"), work);
 
         let (queue, out) = pipeline::fresh_queue(work, "durable_e2e");
         let pair = pipeline::PairOptions {
@@ -455,7 +455,7 @@ fn run_durable(config: &Config, work: &Path, report: &mut Report) {
             best[2] = run.wall;
             cpu_note = run.cpu_note();
         }
-        std::fs::remove_dir_all(queue.parent().expect("queue root")).expect("remove the queue");
+        sys::discard(queue.parent().expect("queue root"), work);
     }
 
     report.add(

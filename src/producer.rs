@@ -156,7 +156,7 @@ impl Producer {
                 LotFormat::Binary => binary::encode_record(t, &mut line)?,
             }
             self.check_len(line.len() - 1)?;
-            self.shared.accept(&line)
+            self.shared.accept(&line, b"")
         })
     }
 
@@ -183,13 +183,7 @@ impl Producer {
             })?;
             return self.push(&t);
         }
-        SCRATCH.with(|scratch| {
-            let mut line = scratch.borrow_mut();
-            line.clear();
-            line.extend_from_slice(&body);
-            line.push(b'\n');
-            self.shared.accept(&line)
-        })
+        self.shared.accept(&body, b"\n")
     }
 
     /// Publishes the current lot now, if it holds any line. When this
@@ -340,19 +334,20 @@ impl State {
 
 impl Shared {
     /// Appends one encoded line (ending in `\n`) to the current lot.
-    fn accept(&self, line: &[u8]) -> Result<()> {
+    /// Appends `line` and then `end` (its newline, when `line` has none)
+    /// to the current lot.
+    fn accept(&self, line: &[u8], end: &[u8]) -> Result<()> {
         let opts = &self.opts;
         let mut st = self.state.lock();
         st.check_usable()?;
+        let len = (line.len() + end.len()) as u64;
 
         // A lot that is already full, or that this line would take past
         // the byte limit, is published first. If that fails, the line is
         // rejected and the lot stays as it was.
         let lines = st.pending_lines();
         let bytes = st.pending_bytes();
-        if lines >= opts.max_lot_lines
-            || (lines > 0 && bytes + line.len() as u64 > opts.max_lot_bytes)
-        {
+        if lines >= opts.max_lot_lines || (lines > 0 && bytes + len > opts.max_lot_bytes) {
             self.rotate(&mut st)?;
         }
         if st.lot.is_none() {
@@ -364,6 +359,7 @@ impl Shared {
 
         let mark = st.buf.len();
         st.buf.extend_from_slice(line);
+        st.buf.extend_from_slice(end);
         st.buf_lines += 1;
         if opts.write_through || st.buf.len() >= opts.write_buffer_bytes {
             if let Err(e) = self.write_buffer(&mut st) {
@@ -374,23 +370,18 @@ impl Shared {
         }
 
         // The line is accepted from here on, so a failed rotation is only
-        // logged: the next push or flush retries it.
-        let full = st.pending_lines() >= opts.max_lot_lines
-            || st.pending_bytes() >= opts.max_lot_bytes
-            || self.lot_expired(&st);
+        // logged: the next push or flush retries it. The age thread
+        // publishes a lot that reaches `max_lot_age`: it sleeps at most
+        // that long, and the lot is younger than the sleep. So the push
+        // itself reads no clock.
+        let full =
+            st.pending_lines() >= opts.max_lot_lines || st.pending_bytes() >= opts.max_lot_bytes;
         if full {
             if let Err(e) = self.rotate(&mut st) {
                 log::warn!(target: "diskq::producer", "publishing a full lot failed, will retry: {e}");
             }
         }
         Ok(())
-    }
-
-    fn lot_expired(&self, st: &State) -> bool {
-        match (&st.lot, self.opts.max_lot_age) {
-            (Some(lot), Some(age)) => lot.created.elapsed() >= age,
-            _ => false,
-        }
     }
 
     /// Creates a new `.part` file that is locked before it is visible

@@ -178,3 +178,44 @@ fn torn_tail_of_open_output_is_cut_on_restart() {
     let expected: Vec<Transition> = (0..3).map(|seq| transition(3, "pT", seq)).collect();
     assert_eq!(read_output(&out), expected);
 }
+
+#[test]
+fn lots_are_published_by_age_during_pushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let max_age = std::time::Duration::from_millis(300);
+    let opts = ProducerOptions {
+        max_lot_age: Some(max_age),
+        ..ProducerOptions::default()
+    };
+    let producer = Producer::open(dir.path(), opts).unwrap();
+    let incoming = dir.path().join("incoming");
+    let ready = || {
+        std::fs::read_dir(&incoming)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().ends_with(".ready")
+            })
+            .count()
+    };
+    let start = std::time::Instant::now();
+    let mut first_at = None;
+    let mut seq = 0;
+    // Push every 10 ms for 1.5 s: lots never fill up, so only their age
+    // publishes them, from the producer's age thread.
+    while start.elapsed() < std::time::Duration::from_millis(1500) {
+        producer.push(&transition(1, "p", seq)).unwrap();
+        seq += 1;
+        if first_at.is_none() && ready() > 0 {
+            first_at = Some(start.elapsed());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let first_at = first_at.expect("no lot was published by age");
+    assert!(
+        first_at >= max_age,
+        "the first lot was published after {first_at:?}, before its age"
+    );
+    assert!(ready() >= 2, "only {} lots were published by age", ready());
+    producer.close().unwrap();
+}

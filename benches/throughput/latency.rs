@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 use crate::pipeline::{consumer_options, fresh_queue, wait_archived};
 use crate::producers::{lot_options, LOT_LINES};
-use crate::sys::Watcher;
+use crate::sys::{self, Watcher};
 use crate::workload::Lines;
 
 /// Latency samples of one paced run, in milliseconds.
@@ -102,8 +102,8 @@ pub fn paced(lines: &Lines, work: &Path, rate: f64, secs: f64, watch: bool) -> L
             push_to_output.push(ms(*archived_at - *at));
         }
     }
-    std::fs::remove_dir_all(queue.parent().expect("the queue has a parent"))
-        .expect("remove the latency folder");
+    let root = queue.parent().expect("the queue has a parent");
+    sys::discard(root, root.parent().expect("the work folder"));
     Latency {
         rotation_to_claim,
         push_to_output,

@@ -328,3 +328,37 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// Frees the space of a finished case's files at once, but unlinks them
+/// only when the run ends (with the rest of `work`).
+///
+/// On the machine of the results page (ext4 without a journal), `perf`
+/// showed file creation right after a case was deleted spending up to a
+/// sixth of the next case's time in the kernel's inode allocation
+/// (`find_inode_bit`, `recently_deleted`). Deleting between cases would
+/// charge that to the next case, and more to those that create a file
+/// per lot than to peers that do not.
+pub fn discard(dir: &Path, work: &Path) {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    truncate_files(dir).expect("truncate the files of a finished case");
+    let trash = work.join("discarded");
+    std::fs::create_dir_all(&trash).expect("create the discard folder");
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::fs::rename(dir, trash.join(n.to_string())).expect("move a finished case aside");
+}
+
+fn truncate_files(dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            truncate_files(&entry.path())?;
+        } else if kind.is_file() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(entry.path())?
+                .set_len(0)?;
+        }
+    }
+    Ok(())
+}
