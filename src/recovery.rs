@@ -15,7 +15,9 @@ use crate::binary;
 use crate::config::OutputFormat;
 use crate::error::{Error, Result};
 use crate::fsio;
-use crate::lot::{is_safe_name, ready_name, ClaimName, QueuePaths, DONE_SUFFIX, PART_SUFFIX};
+use crate::lot::{
+    is_safe_name, ready_name, ClaimName, QueuePaths, ReadyName, DONE_SUFFIX, PART_SUFFIX,
+};
 use crate::output::{finish_open_file, open_file_owner, split_output_name};
 
 /// What [`recover_parts`] did.
@@ -287,7 +289,7 @@ pub fn recover_consumer(
         let output = output_dir.join(&claim.output);
         match fsio::open_regular(&output, true) {
             Ok(file) => {
-                if complete_in_output(&file, &output, &from, claim.offset)? {
+                if complete_in_output(&file, &output, &from, &claim)? {
                     // A durable consumer syncs the output before it
                     // archives, so these bytes may still be in the page
                     // cache only.
@@ -372,10 +374,19 @@ pub fn recover_consumer(
 }
 
 /// Returns true if the output contains the whole claimed lot, byte for byte,
-/// starting at `offset`. Only a lot copied unchanged can pass; a lot whose
-/// lines were rewritten (binary records, escaped separators) never does,
-/// and is cut and returned instead.
-fn complete_in_output(output: &File, output_path: &Path, lot: &Path, offset: u64) -> Result<bool> {
+/// starting at the claim's offset, and the lot matches the line count and
+/// CRC-32 in its name if it has them. Only a lot copied unchanged can
+/// pass; a lot whose lines were rewritten (binary records, escaped
+/// separators) never does, and is cut and returned instead. The checksum
+/// matters because the consumer copies a lot's lines before it compares
+/// the checksum, and a crash can come in between.
+fn complete_in_output(
+    output: &File,
+    output_path: &Path,
+    lot: &Path,
+    claim: &ClaimName,
+) -> Result<bool> {
+    let offset = claim.offset;
     let lot_file = match fsio::open_regular(lot, false) {
         Ok(file) => file,
         // Not a regular file: the consumer rejects it on the next claim.
@@ -397,6 +408,8 @@ fn complete_in_output(output: &File, output_path: &Path, lot: &Path, offset: u64
 
     let mut lot_buf = vec![0u8; 64 * 1024];
     let mut out_buf = vec![0u8; 64 * 1024];
+    let mut crc = crc32fast::Hasher::new();
+    let mut lines = 0u64;
     let mut done = 0u64;
     while done < lot_len {
         let n = (lot_len - done).min(lot_buf.len() as u64) as usize;
@@ -409,9 +422,15 @@ fn complete_in_output(output: &File, output_path: &Path, lot: &Path, offset: u64
         if lot_buf[..n] != out_buf[..n] {
             return Ok(false);
         }
+        crc.update(&lot_buf[..n]);
+        lines += memchr::memchr_iter(b'\n', &lot_buf[..n]).count() as u64;
         done += n as u64;
     }
-    Ok(true)
+    let checksum = ReadyName::parse(&claim.ready).and_then(|ready| ready.checksum);
+    Ok(match checksum {
+        Some((want_lines, want_crc)) => want_lines == lines && want_crc == crc.finalize(),
+        None => true,
+    })
 }
 
 /// Renames a claim whose lines are all in the output into `archive/`, as

@@ -280,3 +280,59 @@ fn group_settles_changed_and_bad_lots_alone() {
     );
     check_exactly_once(&queue, &out, 6, "changed and bad lots");
 }
+
+#[test]
+fn corrupt_lot_copied_before_a_kill_stays_out() {
+    if !strace_usable("corrupt_lot_copied_before_a_kill_stays_out") {
+        return;
+    }
+    let (root, queue, out) = scratch();
+    Producer::open(&queue, ProducerOptions::default())
+        .unwrap()
+        .close()
+        .unwrap();
+    // Valid JSON lines under a name whose CRC-32 is that of other bytes,
+    // as after a bit flip on disk. The consumer writes lines out as its
+    // 256 KiB buffer fills, finds the mismatch at the end, and cuts the
+    // copy before quarantining the lot. The last line is just short of
+    // the buffer, so it is buffered rather than written on its own, and
+    // fills the buffer: the whole lot is in the output before the check.
+    let long = "x".repeat(262_120);
+    let lot = |seq: u64| format!("{{\"seq\":0}}\n{{\"seq\":{seq},\"s\":\"{long}\"}}\n");
+    let name = format!(
+        "00000000000000000001-flip.2.{:08x}.ready",
+        crc32fast::hash(lot(1).as_bytes())
+    );
+    std::fs::write(queue.join("incoming").join(&name), lot(7)).unwrap();
+
+    // Kill it at that cut, its first `ftruncate`: the output holds the
+    // whole lot, byte for byte, and the claim is still in processing/.
+    let status = run_traced(
+        &consume_cmd(&queue, &out),
+        &[
+            "-e",
+            "trace=ftruncate",
+            "-e",
+            "inject=ftruncate:signal=KILL:when=1",
+        ],
+        &root.path().join("kill.trace"),
+    );
+    assert!(!status.success(), "the consumer was not killed at the cut");
+    assert_eq!(names_in(&queue.join("processing")).len(), 1);
+
+    let opts = ConsumerOptions {
+        output_dir: out.clone(),
+        consumer_id: "main".into(),
+        ..ConsumerOptions::default()
+    };
+    let mut consumer = Consumer::open(&queue, opts).unwrap();
+    let report = consumer.poll().unwrap();
+    consumer.close().unwrap();
+    assert_eq!(report.quarantined, 1, "{report:?}");
+    assert!(names_in(&queue.join("archive")).is_empty());
+    assert!(queue.join("quarantine").join(&name).exists());
+    assert!(
+        seq_counts(&out).is_empty(),
+        "lines of the corrupt lot reached the output"
+    );
+}
