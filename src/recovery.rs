@@ -378,8 +378,8 @@ pub fn recover_consumer(
 /// CRC-32 in its name if it has them. Only a lot copied unchanged can
 /// pass; a lot whose lines were rewritten (binary records, escaped
 /// separators) never does, and is cut and returned instead. The checksum
-/// matters because the consumer copies a lot's lines before it compares
-/// the checksum, and a crash can come in between.
+/// and the final newline matter because the consumer copies a lot's
+/// lines before it checks them, and a crash can come in between.
 fn complete_in_output(
     output: &File,
     output_path: &Path,
@@ -410,6 +410,7 @@ fn complete_in_output(
     let mut out_buf = vec![0u8; 64 * 1024];
     let mut crc = crc32fast::Hasher::new();
     let mut lines = 0u64;
+    let mut last = 0u8;
     let mut done = 0u64;
     while done < lot_len {
         let n = (lot_len - done).min(lot_buf.len() as u64) as usize;
@@ -424,7 +425,14 @@ fn complete_in_output(
         }
         crc.update(&lot_buf[..n]);
         lines += memchr::memchr_iter(b'\n', &lot_buf[..n]).count() as u64;
+        last = lot_buf[n - 1];
         done += n as u64;
+    }
+    // The consumer ends an unterminated last line with a newline, or
+    // rejects the lot if it has a checksum, so a lot that does not end
+    // in one was never copied unchanged: the bytes are a partial copy.
+    if last != b'\n' {
+        return Ok(false);
     }
     let checksum = ReadyName::parse(&claim.ready).and_then(|ready| ready.checksum);
     Ok(match checksum {

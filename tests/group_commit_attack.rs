@@ -5,8 +5,8 @@
 //! byte for byte, and every line must then be in the finished output
 //! exactly once.
 //!
-//! The tests marked `#[ignore]` show bugs that are still open; each one
-//! names the wrong behaviour it checks.
+//! The last three tests each reproduce a bug that these attacks found,
+//! now fixed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -302,12 +302,8 @@ fn kills_across_rollover_lose_nothing() {
         return;
     }
     // Five lines per file cut most groups at a rollover.
-    // TODO: add the empty lot back once a group that fills the output
-    // before a 0-line lot no longer panics (see
-    // zero_line_lot_after_full_output_is_quarantined); with it, this sweep
-    // panics at the first kill.
     for syscall in ["renameat2", "pwrite64", "ftruncate"] {
-        let points = sweep(syscall, 5, false, 1);
+        let points = sweep(syscall, 5, true, 1);
         println!("{syscall}: {points} kill points");
         assert!(points > 0, "the consumer never called {syscall}");
     }
@@ -317,7 +313,6 @@ fn kills_across_rollover_lose_nothing() {
 /// output file to its line limit: committing them finishes the file,
 /// and settling the empty lot then finds no output.
 #[test]
-#[ignore = "bug: group commit panics when the lot that breaks a group follows a full output"]
 fn zero_line_lot_after_full_output_is_quarantined() {
     let (_root, queue, out) = scratch();
     hand_lot(&queue, "00000000000000000001-hand", &json_lines(0..2));
@@ -399,7 +394,6 @@ fn lot_failing_checksum_is_never_archived() {
 /// newline. Recovery archives the lot, then cuts the unterminated line
 /// as a torn tail: that line is lost.
 #[test]
-#[ignore = "bug: recovery loses the last line of an archived lot that lacks a final newline"]
 fn unterminated_lot_keeps_last_line_after_kill() {
     if !strace_usable("unterminated_lot_keeps_last_line_after_kill") {
         return;
@@ -438,7 +432,6 @@ fn unterminated_lot_keeps_last_line_after_kill() {
 /// the lot and then cuts its last line as a torn tail: half the lot
 /// reaches the dataset.
 #[test]
-#[ignore = "bug: recovery archives a checksummed lot without a final newline"]
 fn checksummed_unterminated_lot_is_quarantined_after_kill() {
     if !strace_usable("checksummed_unterminated_lot_is_quarantined_after_kill") {
         return;

@@ -9,11 +9,11 @@
 //!
 //! The offsets are computed from the lot files' sizes, so they hold only
 //! while each lot reaches the output byte for byte. That is the case for
-//! lots written by a diskq producer into a JSON lines output. When a lot
-//! turns out otherwise (it changes on the way, is bad, or cannot be read),
-//! the lots claimed after it are handed back to `incoming/` before
-//! anything else is written, the lots before it are committed, and it is
-//! settled alone as outside a group.
+//! lots written by a diskq producer into a JSON lines output. A lot may
+//! turn out otherwise: it changes on the way, is bad, or cannot be read.
+//! Then the lots claimed after it are handed back to `incoming/` before
+//! anything else is written, and the lots before it are committed. The
+//! lot itself is settled alone, as outside a group.
 //!
 //! After a crash, recovery archives each claim whose bytes are complete
 //! in the output and cuts the output at the first one that is not (see
@@ -62,6 +62,12 @@ impl Consumer {
             let Some((lot_lines, _)) = ReadyName::parse(name).and_then(|r| r.checksum) else {
                 break;
             };
+            // A lot of no lines is bad, and breaks the group. Committing
+            // the lots before it must not fill the output, or the claim
+            // made for it would name a finished file.
+            if lot_lines == 0 {
+                break;
+            }
             if lines + lot_lines > max_lines {
                 // The first lot rolls the output over before it is claimed.
                 if count > 0 || lines == 0 {
@@ -145,6 +151,14 @@ impl Consumer {
             // end of the committed output.
             self.unclaim(&claims[i + 1..])?;
             self.commit(&copied, report)?;
+            if self.output.is_none() {
+                // The commit filled and finished the output, which this
+                // lot's claim names: hand it back to be claimed anew.
+                // (`group_len` keeps groups below the line limit, so this
+                // is a safety net.)
+                self.unclaim(std::slice::from_ref(lot))?;
+                return Ok(Some(lot.index));
+            }
             self.cut_output()?;
             self.settle(&lot.name, &lot.ready, lot.path.clone(), report)?;
             return Ok(Some(lot.index));
