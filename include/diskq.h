@@ -617,7 +617,7 @@ dq_status dq_producer_push(struct dq_producer *p,
  * Pushes one transition given as a C struct; diskq encodes it as JSON.
  *
  * Errors: DQ_STATUS_NULL_ARGUMENT, DQ_STATUS_NON_FINITE (the message
- * names the field, such as "obs[3]" or "reward"),
+ * names the field, such as `obs[3]` or `reward`),
  * DQ_STATUS_INVALID_FIELD (non-UTF-8 id, mask entry or `done` not 0/1),
  * DQ_STATUS_LINE_TOO_LONG, DQ_STATUS_IO, DQ_STATUS_CLOSED,
  * DQ_STATUS_POISONED. On any error the transition was not accepted.
