@@ -267,7 +267,11 @@ impl Consumer {
                 Err(e) => {
                     // The lot went back to incoming/; the lots after it
                     // still get their turn in this poll.
-                    log::error!(target: "queue_consumer", "lot={name} failed, will retry: {e}");
+                    if count > 1 {
+                        log::error!(target: "queue_consumer", "group of lots from lot={name} failed, will retry: {e}");
+                    } else {
+                        log::error!(target: "queue_consumer", "lot={name} failed, will retry: {e}");
+                    }
                     first_error.get_or_insert(e);
                     failures_in_a_row += 1;
                     // Several failures in a row point at the disk, not at
