@@ -695,7 +695,12 @@ impl Consumer {
         }
         let full = out.lines >= self.opts.max_output_lines;
         if self.opts.durable {
-            self.sync_dirs(&[&self.paths.archive, &self.paths.processing])?;
+            if let Err(e) = self.sync_dirs(&[&self.paths.archive, &self.paths.processing]) {
+                // Lots of a broken group may be claimed past the committed
+                // bytes: recovery settles them before anything else.
+                self.needs_recovery = true;
+                return Err(e);
+            }
         }
         if full {
             self.finish_output(report)?;
@@ -968,7 +973,13 @@ impl Consumer {
                     target = dir.join(format!("{name}.{n}"));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(Error::io("quarantine lot as", &target, e)),
+                Err(e) => {
+                    // A claimed lot stays in processing/, where only
+                    // recovery returns it and cuts what it left in the
+                    // output.
+                    self.needs_recovery = true;
+                    return Err(Error::io("quarantine lot as", &target, e));
+                }
             }
         }
         let mut reason_path = target.clone().into_os_string();

@@ -109,12 +109,24 @@ impl OutputFile {
             // recovery cuts to nothing and removes. Claims come later, so
             // their offsets never fall inside the header.
             let header = format.header();
-            if !header.is_empty() {
+            let ready = if header.is_empty() {
+                Ok(())
+            } else {
                 fsio::write_all_at(&file, header, 0)
-                    .map_err(|(_, e)| Error::io("write output file", &path, e))?;
-            }
-            if durable {
-                fsio::sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
+                    .map_err(|(_, e)| Error::io("write output file", &path, e))
+            };
+            let ready = ready.and_then(|()| {
+                if durable {
+                    fsio::sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(e) = ready {
+                // Nothing names the file yet: remove it rather than leave
+                // an empty open file for recovery to finish.
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
             }
             return Ok(OutputFile {
                 file,

@@ -5,8 +5,8 @@
 //! Afterwards fresh consumers drain the queue, and every line of every
 //! good lot must be in the finished outputs exactly once.
 //!
-//! Tests marked `#[ignore = "bug: ..."]` reproduce a bug that is still
-//! open; their doc comments give the repro and the proposed fix.
+//! The last six tests each reproduce a bug that these attacks found, now
+//! fixed; their doc comments give the repro.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -362,13 +362,7 @@ fn failed_folder_syncs_lose_nothing() {
     if !strace_usable("failed_folder_syncs_lose_nothing") {
         return;
     }
-    // TODO: calls 6, 7, 22 and 23 (the syncs after the commit in front of
-    // a rewritten lot) double that lot's line; see
-    // `failed_sync_in_early_commit_duplicates_rewritten_lot`.
-    assert!(
-        sweep("fsync", "EIO", 1, &[6, 7, 22, 23]) > 0,
-        "no fsync call"
-    );
+    assert!(sweep("fsync", "EIO", 1, &[]) > 0, "no fsync call");
 }
 
 /// Lots of [`group_backlog`] that reach the archive: all but the bad one.
@@ -529,15 +523,14 @@ fn running_consumer_recovers_from_faults() {
 /// that no longer exists, so the next start returns the lot and its line
 /// comes out twice (seq 3). Same for the `\r` lot (seq 200).
 ///
-/// Proposed fix: in `settle_group`, when the `commit` of the lots before
+/// Fixed: in `settle_group`, when the `commit` of the lots before
 /// the breaking lot fails, set `self.needs_recovery = true` before
 /// returning the error. The poll then stops, and the next poll (or
 /// `close`) runs recovery, which finds other bytes at the stale claim's
 /// offset, cuts the output there and returns the lot.
 #[test]
-#[ignore = "bug: a failed folder sync in a group's early commit leaves a rewritten lot claimed and its bytes in the output"]
-fn failed_sync_in_early_commit_duplicates_rewritten_lot() {
-    if !strace_usable("failed_sync_in_early_commit_duplicates_rewritten_lot") {
+fn failed_early_commit_sync_keeps_lot_once() {
+    if !strace_usable("failed_early_commit_sync_keeps_lot_once") {
         return;
     }
     // Calls 6 and 7 sync archive/ and processing/ after the commit of the
@@ -556,29 +549,27 @@ fn failed_sync_in_early_commit_duplicates_rewritten_lot() {
 /// SIGTERM the first open file is still in `out/`: only the next start's
 /// recovery removes it. Nothing is lost or doubled.
 ///
-/// Proposed fix: in `OutputFile::create`, remove the new file (and
+/// Fixed: in `OutputFile::create`, remove the new file (and
 /// ignore a failure to remove it) when the folder sync fails, before
 /// returning the error.
 #[test]
-#[ignore = "bug: a failed folder sync after creating an output leaves an empty .jsonl.open until the next start"]
-fn failed_output_folder_sync_leaves_open_file() {
-    if !strace_usable("failed_output_folder_sync_leaves_open_file") {
+fn failed_output_folder_sync_removes_file() {
+    if !strace_usable("failed_output_folder_sync_removes_file") {
         return;
     }
     running_consumer_recovers("fsync", "EIO", 1);
 }
 
-/// Repro: the fault of [`failed_sync_in_early_commit_duplicates_rewritten_lot`]
+/// Repro: the fault of [`failed_early_commit_sync_keeps_lot_once`]
 /// hits a long-running consumer. The rewritten lot stays claimed in
 /// `processing/` and later polls never retry it, since the error left
 /// `needs_recovery` unset; it waits for a restart.
 ///
-/// Proposed fix: as for that test, set `needs_recovery` when the commit
+/// Fixed: as for that test, set `needs_recovery` when the commit
 /// inside `settle_group` fails.
 #[test]
-#[ignore = "bug: a failed folder sync in a group's early commit leaves a claim that later polls never retry"]
-fn failed_sync_in_early_commit_stalls_running_consumer() {
-    if !strace_usable("failed_sync_in_early_commit_stalls_running_consumer") {
+fn running_consumer_retries_after_early_commit_sync() {
+    if !strace_usable("running_consumer_retries_after_early_commit_sync") {
         return;
     }
     running_consumer_recovers("fsync", "EIO", 6);
@@ -590,14 +581,13 @@ fn failed_sync_in_early_commit_stalls_running_consumer() {
 /// setting `needs_recovery`: the claim stays in `processing/` until the
 /// consumer restarts, and later polls never retry the quarantine.
 ///
-/// Proposed fix: in `quarantine`, on a rename error other than
+/// Fixed: in `quarantine`, on a rename error other than
 /// `AlreadyExists` and `NotFound`, set `self.needs_recovery = true`
 /// before returning it, so the next poll's recovery returns the lot and
 /// it is quarantined again.
 #[test]
-#[ignore = "bug: a failed quarantine rename leaves a claim that later polls never retry"]
-fn failed_quarantine_rename_stalls_running_consumer() {
-    if !strace_usable("failed_quarantine_rename_stalls_running_consumer") {
+fn running_consumer_retries_failed_quarantine() {
+    if !strace_usable("running_consumer_retries_failed_quarantine") {
         return;
     }
     let n = call_index("renameat2", "quarantine");
@@ -644,18 +634,17 @@ fn fault_then_crash(syscall: &str, errno: &str, n: usize, archived: usize) {
     check_exactly_once(&queue, &[&out], &expected, &context);
 }
 
-/// Repro: as in [`failed_sync_in_early_commit_stalls_running_consumer`],
+/// Repro: as in [`running_consumer_retries_after_early_commit_sync`],
 /// the rewritten U+2028 lot stays claimed at offset X of the open output,
 /// and the running consumer goes on to commit the 12 lots after it from
 /// the same offset X. After a crash, recovery checks that stale claim
 /// first, finds other bytes at X, and cuts the output there: the lines
 /// of 12 archived lots are lost for good.
 ///
-/// Proposed fix: as for the stall, set `needs_recovery` when the commit
+/// Fixed: as for the stall, set `needs_recovery` when the commit
 /// inside `settle_group` fails, so no lot is claimed at X before
 /// recovery has settled the stale claim.
 #[test]
-#[ignore = "bug: a crash after a failed sync in a group's early commit cuts committed lines"]
 fn crash_after_failed_early_commit_sync_keeps_committed_lines() {
     if !strace_usable("crash_after_failed_early_commit_sync_keeps_committed_lines") {
         return;
@@ -663,14 +652,13 @@ fn crash_after_failed_early_commit_sync_keeps_committed_lines() {
     fault_then_crash("fsync", "EIO", 6, GOOD_LOTS - 1);
 }
 
-/// Repro: as in [`failed_quarantine_rename_stalls_running_consumer`],
+/// Repro: as in [`running_consumer_retries_failed_quarantine`],
 /// the bad lot stays claimed at offset X, and the lots after it are
 /// committed from X on. After a crash, recovery cuts the output at X and
 /// the lines of every lot committed after the failure are lost.
 ///
-/// Proposed fix: set `needs_recovery` when the quarantine rename fails.
+/// Fixed: set `needs_recovery` when the quarantine rename fails.
 #[test]
-#[ignore = "bug: a crash after a failed quarantine rename cuts committed lines"]
 fn crash_after_failed_quarantine_rename_keeps_committed_lines() {
     if !strace_usable("crash_after_failed_quarantine_rename_keeps_committed_lines") {
         return;
