@@ -753,6 +753,10 @@ impl Consumer {
 
         loop {
             self.line.clear();
+            // TODO: a line is held whole while it is checked, so the peak
+            // memory grows with `max_line_bytes` (16 MiB by default). A
+            // check that resumes across chunks would bound it for larger
+            // limits too.
             match read_line(&mut reader, &mut self.line, max_line + 1) {
                 Ok(0) => break,
                 Ok(_) => {}
