@@ -4,25 +4,14 @@
 //! killing the consumer at each rename), and with lots that cannot be
 //! copied unchanged in the middle of a group.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
 
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+
+use common::lots::{check_exactly_once, hand_lot, names_in, scratch, seq_counts};
+use common::procs::{self, strace_or_note};
 use diskq::{Consumer, ConsumerOptions, Producer, ProducerOptions};
-
-/// Returns true if strace runs here; prints a note naming `test` if not.
-fn strace_usable(test: &str) -> bool {
-    let ok = Command::new("strace")
-        .args(["-f", "-o", "/dev/null", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        println!("note: {test} skipped: strace is not usable here");
-    }
-    ok
-}
 
 /// Publishes `lots` lots of `lines` lines each. Line `seq` of the whole
 /// queue is `{"game":"g","seq":<seq>}`.
@@ -52,91 +41,27 @@ fn consume_cmd(queue: &Path, out: &Path) -> Command {
     cmd
 }
 
-/// Runs `cmd` under strace with `args` and writes the log to `log`.
-fn run_traced(cmd: &Command, args: &[&str], log: &Path) -> std::process::ExitStatus {
-    let mut strace = Command::new("strace");
-    strace.arg("-f").arg("-o").arg(log).args(args).arg("--");
-    strace.arg(cmd.get_program()).args(cmd.get_args());
-    strace
+/// Runs `cmd` under strace, tracing `syscalls` with the extra `-e`
+/// expressions `exprs`, and writes the log to `log`.
+fn run_traced(cmd: &Command, syscalls: &str, exprs: &[&str], log: &Path) -> ExitStatus {
+    let exprs: Vec<String> = exprs.iter().map(|e| e.to_string()).collect();
+    procs::under_strace(cmd, syscalls, &exprs, Some(log))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .expect("run strace")
 }
 
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    names.sort();
-    names
-}
-
-/// Counts each `seq` in the finished output files of `out`, and fails on
-/// a line that is not one of the published ones.
-fn seq_counts(out: &Path) -> BTreeMap<u64, u64> {
-    let mut counts = BTreeMap::new();
-    for name in names_in(out) {
-        assert!(
-            name.ends_with(".jsonl"),
-            "unfinished or unexpected output file {name}"
-        );
-        let text = std::fs::read_to_string(out.join(&name)).unwrap();
-        for line in text.lines() {
-            let value: serde_json::Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("{name}: bad line {line:?}: {e}"));
-            let seq = value["seq"].as_u64().expect("a seq");
-            *counts.entry(seq).or_insert(0) += 1;
-        }
-    }
-    counts
-}
-
-/// Checks that every line `0..total` is in the output exactly once and
-/// that no lot is left waiting or claimed.
-fn check_exactly_once(queue: &Path, out: &Path, total: u64, context: &str) {
-    let counts = seq_counts(out);
-    let missing: Vec<u64> = (0..total).filter(|s| !counts.contains_key(s)).collect();
-    let twice: Vec<(&u64, &u64)> = counts.iter().filter(|(_, &n)| n > 1).collect();
-    assert!(missing.is_empty(), "{context}: lines missing: {missing:?}");
-    assert!(twice.is_empty(), "{context}: lines duplicated: {twice:?}");
-    assert_eq!(counts.len() as u64, total, "{context}: unexpected lines");
-    assert!(
-        names_in(&queue.join("incoming")).is_empty(),
-        "{context}: lots left in incoming/"
-    );
-    assert!(
-        names_in(&queue.join("processing")).is_empty(),
-        "{context}: lots left in processing/"
-    );
-}
-
-fn scratch() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let root = tempfile::tempdir().unwrap();
-    let queue = root.path().join("queue");
-    let out = root.path().join("out");
-    std::fs::create_dir(&queue).unwrap();
-    std::fs::create_dir(&out).unwrap();
-    (root, queue, out)
-}
-
 #[test]
 fn durable_consumer_shares_syncs_in_a_group() {
-    if !strace_usable("durable_consumer_shares_syncs_in_a_group") {
+    if !strace_or_note("durable_consumer_shares_syncs_in_a_group") {
         return;
     }
     let (root, queue, out) = scratch();
     let (lots, lines) = (24, 5);
     publish(&queue, lots, lines);
     let log = root.path().join("sync.trace");
-    let status = run_traced(
-        &consume_cmd(&queue, &out),
-        &["-e", "trace=fsync,fdatasync"],
-        &log,
-    );
+    let status = run_traced(&consume_cmd(&queue, &out), "fsync,fdatasync", &[], &log);
     assert!(status.success(), "consumer failed: {status}");
     let syncs = std::fs::read_to_string(&log)
         .unwrap()
@@ -150,23 +75,19 @@ fn durable_consumer_shares_syncs_in_a_group() {
         syncs * 2 < lots * 3,
         "{syncs} syncs for {lots} lots: the lots were not grouped"
     );
-    check_exactly_once(&queue, &out, lots * lines, "grouped run");
+    check_exactly_once(&queue, &[&out], &(0..lots * lines).collect(), "grouped run");
 }
 
 #[test]
 fn killed_group_is_completed_or_returned() {
-    if !strace_usable("killed_group_is_completed_or_returned") {
+    if !strace_or_note("killed_group_is_completed_or_returned") {
         return;
     }
     let (lots, lines) = (4, 3);
     let dry = scratch();
     publish(&dry.1, lots, lines);
     let log = dry.0.path().join("dry.trace");
-    let status = run_traced(
-        &consume_cmd(&dry.1, &dry.2),
-        &["-e", "trace=renameat2"],
-        &log,
-    );
+    let status = run_traced(&consume_cmd(&dry.1, &dry.2), "renameat2", &[], &log);
     assert!(status.success(), "dry run failed: {status}");
     let renames = std::fs::read_to_string(&log)
         .unwrap()
@@ -183,7 +104,8 @@ fn killed_group_is_completed_or_returned() {
         let kill = format!("inject=renameat2:signal=KILL:when={n}");
         let status = run_traced(
             &consume_cmd(&queue, &out),
-            &["-e", "trace=renameat2", "-e", &kill],
+            "renameat2",
+            &[&kill],
             &root.path().join("kill.trace"),
         );
         assert!(!status.success(), "{context}: the consumer was not killed");
@@ -206,7 +128,7 @@ fn killed_group_is_completed_or_returned() {
 
         let status = consume_cmd(&queue, &out).status().unwrap();
         assert!(status.success(), "{context}: the drain failed");
-        check_exactly_once(&queue, &out, lots * lines, &context);
+        check_exactly_once(&queue, &[&out], &(0..lots * lines).collect(), &context);
     }
     // Some kill fell between the archive renames of the group, where the
     // lines of the remaining claims are all in the output already.
@@ -216,15 +138,6 @@ fn killed_group_is_completed_or_returned() {
     );
 }
 
-/// Writes a lot by hand under a name that records its line count and
-/// CRC-32, as a producer would, and returns the name.
-fn hand_lot(queue: &Path, id: &str, content: &[u8]) -> String {
-    let lines = content.iter().filter(|&&b| b == b'\n').count();
-    let name = format!("{id}.{lines}.{:08x}.ready", crc32fast::hash(content));
-    std::fs::write(queue.join("incoming").join(&name), content).unwrap();
-    name
-}
-
 #[test]
 fn group_settles_changed_and_bad_lots_alone() {
     let (_root, queue, out) = scratch();
@@ -232,7 +145,7 @@ fn group_settles_changed_and_bad_lots_alone() {
         .unwrap()
         .close()
         .unwrap();
-    // Names sort in this order. The second lot holds a raw U+2028, which
+    // Names sort in this order. The second lot contains a raw U+2028, which
     // the consumer escapes, so its output is longer than the lot. The
     // fourth is not JSON. Both break the group's offsets.
     hand_lot(
@@ -278,12 +191,12 @@ fn group_settles_changed_and_bad_lots_alone() {
         "{\"seq\":0}\n{\"seq\":1}\n{\"seq\":2,\"s\":\"x\\u2028y\"}\n{\"seq\":3}\n\
          {\"seq\":4}\n{\"seq\":5}\n"
     );
-    check_exactly_once(&queue, &out, 6, "changed and bad lots");
+    check_exactly_once(&queue, &[&out], &(0..6).collect(), "changed and bad lots");
 }
 
 #[test]
 fn corrupt_lot_copied_before_a_kill_stays_out() {
-    if !strace_usable("corrupt_lot_copied_before_a_kill_stays_out") {
+    if !strace_or_note("corrupt_lot_copied_before_a_kill_stays_out") {
         return;
     }
     let (root, queue, out) = scratch();
@@ -305,16 +218,12 @@ fn corrupt_lot_copied_before_a_kill_stays_out() {
     );
     std::fs::write(queue.join("incoming").join(&name), lot(7)).unwrap();
 
-    // Kill it at that cut, its first `ftruncate`: the output holds the
+    // Kill it at that cut, its first `ftruncate`: the output contains the
     // whole lot, byte for byte, and the claim is still in processing/.
     let status = run_traced(
         &consume_cmd(&queue, &out),
-        &[
-            "-e",
-            "trace=ftruncate",
-            "-e",
-            "inject=ftruncate:signal=KILL:when=1",
-        ],
+        "ftruncate",
+        &["inject=ftruncate:signal=KILL:when=1"],
         &root.path().join("kill.trace"),
     );
     assert!(!status.success(), "the consumer was not killed at the cut");
@@ -332,7 +241,7 @@ fn corrupt_lot_copied_before_a_kill_stays_out() {
     assert!(names_in(&queue.join("archive")).is_empty());
     assert!(queue.join("quarantine").join(&name).exists());
     assert!(
-        seq_counts(&out).is_empty(),
+        seq_counts(&[&out]).is_empty(),
         "lines of the corrupt lot reached the output"
     );
 }

@@ -1,41 +1,21 @@
 //! Attacks on the durable consumer's group commit and on the recovery
 //! that archives claims whose bytes are complete in the output. Real
-//! `diskq` processes are killed with `strace` at each syscall of a kind,
-//! over a backlog that mixes good lots with lots the group cannot copy
-//! byte for byte, and every line must then be in the finished output
-//! exactly once.
+//! `diskq` processes are killed with `strace` at each syscall of a kind.
+//! The backlog mixes good lots with lots the group cannot copy byte for
+//! byte, and every line must then be in the finished output exactly once.
 //!
 //! The last three tests each reproduce a bug that these attacks found,
 //! now fixed.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::lots::{check_exactly_once, hand_lot, json_lines, names_in, scratch};
+use common::procs::{self, strace_or_note};
 use diskq::{LotFormat, Producer, ProducerOptions, Transition};
-
-/// Returns true if strace runs here; prints a note naming `test` if not.
-fn strace_usable(test: &str) -> bool {
-    let ok = Command::new("strace")
-        .args(["-f", "-o", "/dev/null", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        println!("note: {test} skipped: strace is not usable here");
-    }
-    ok
-}
-
-fn scratch() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let root = tempfile::tempdir().unwrap();
-    let queue = root.path().join("queue");
-    let out = root.path().join("out");
-    std::fs::create_dir_all(queue.join("incoming")).unwrap();
-    std::fs::create_dir(&out).unwrap();
-    (root, queue, out)
-}
 
 fn diskq() -> Command {
     Command::new(env!("CARGO_BIN_EXE_diskq"))
@@ -73,91 +53,13 @@ fn run_killed_before(cmd: &Command, syscall: &str, n: usize) -> Output {
 }
 
 fn run_traced(cmd: &Command, syscall: &str, inject: &str) -> Output {
-    let mut strace = Command::new("strace");
-    strace
-        .args(["-f", "-o", "/dev/null", "-e"])
-        .arg(format!("trace={syscall}"))
-        .arg("-e")
-        .arg(inject)
-        .arg("--")
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    strace.output().expect("run strace")
+    procs::under_strace(cmd, syscall, &[inject.to_string()], None)
+        .output()
+        .expect("run strace")
 }
 
 fn run(mut cmd: Command) -> Output {
     cmd.output().expect("run diskq")
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    names.sort();
-    names
-}
-
-/// Writes a lot by hand under a name that records its line count and
-/// CRC-32, as a producer would, and returns the name.
-fn hand_lot(queue: &Path, id: &str, content: &[u8]) -> String {
-    let lines = content.iter().filter(|&&b| b == b'\n').count();
-    let name = format!("{id}.{lines}.{:08x}.ready", crc32fast::hash(content));
-    std::fs::write(queue.join("incoming").join(&name), content).unwrap();
-    name
-}
-
-/// Returns JSON lines with `seq` from `seqs`.
-fn json_lines(seqs: std::ops::Range<u64>) -> Vec<u8> {
-    seqs.flat_map(|seq| format!("{{\"game\":\"g\",\"seq\":{seq}}}\n").into_bytes())
-        .collect()
-}
-
-/// Counts each `seq` in the finished output files of `out`; fails on an
-/// unfinished file or a line that is not JSON with a `seq`.
-fn seq_counts(out: &Path) -> BTreeMap<u64, u64> {
-    let mut counts = BTreeMap::new();
-    for name in names_in(out) {
-        assert!(name.ends_with(".jsonl"), "unfinished output file {name}");
-        let text = std::fs::read_to_string(out.join(&name)).unwrap();
-        for line in text.lines() {
-            let value: serde_json::Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("{name}: bad line {line:?}: {e}"));
-            let seq = value["seq"].as_u64().expect("a seq");
-            *counts.entry(seq).or_insert(0) += 1;
-        }
-    }
-    counts
-}
-
-/// Checks that the output contains each of `expected` once and nothing
-/// else, and that no lot is waiting or claimed.
-fn check_exactly_once(queue: &Path, out: &Path, expected: &BTreeSet<u64>, context: &str) {
-    let counts = seq_counts(out);
-    let missing: Vec<&u64> = expected
-        .iter()
-        .filter(|s| !counts.contains_key(s))
-        .collect();
-    let twice: Vec<(&u64, &u64)> = counts.iter().filter(|(_, &n)| n > 1).collect();
-    let foreign: Vec<&u64> = counts.keys().filter(|s| !expected.contains(s)).collect();
-    assert!(missing.is_empty(), "{context}: lines missing: {missing:?}");
-    assert!(twice.is_empty(), "{context}: lines duplicated: {twice:?}");
-    assert!(
-        foreign.is_empty(),
-        "{context}: lines of bad lots: {foreign:?}"
-    );
-    assert_eq!(
-        names_in(&queue.join("incoming")),
-        Vec::<String>::new(),
-        "{context}"
-    );
-    assert_eq!(
-        names_in(&queue.join("processing")),
-        Vec::<String>::new(),
-        "{context}"
-    );
 }
 
 /// Fills `queue` with good lots and, between them, lots that break a
@@ -262,7 +164,7 @@ fn sweep(syscall: &str, max_lines: u64, with_empty: bool, step: usize) -> usize 
             let stderr = String::from_utf8_lossy(&drain.stderr);
             assert!(drain.status.success(), "{context}: drain failed: {stderr}");
         }
-        check_exactly_once(&queue, &out, &expected, &context);
+        check_exactly_once(&queue, &[&out], &expected, &context);
         // The bad lot and the empty one, each with its reason file.
         let quarantined = if with_empty { 4 } else { 2 };
         assert_eq!(
@@ -279,7 +181,7 @@ fn sweep(syscall: &str, max_lines: u64, with_empty: bool, step: usize) -> usize 
 
 #[test]
 fn kills_across_mixed_groups_lose_nothing() {
-    if !strace_usable("kills_across_mixed_groups_lose_nothing") {
+    if !strace_or_note("kills_across_mixed_groups_lose_nothing") {
         return;
     }
     // Every rename, write, sync and cut; every third directory sync.
@@ -298,7 +200,7 @@ fn kills_across_mixed_groups_lose_nothing() {
 
 #[test]
 fn kills_across_rollover_lose_nothing() {
-    if !strace_usable("kills_across_rollover_lose_nothing") {
+    if !strace_or_note("kills_across_rollover_lose_nothing") {
         return;
     }
     // Five lines per file cut most groups at a rollover.
@@ -327,7 +229,7 @@ fn zero_line_lot_after_full_output_is_quarantined() {
         names_in(&queue.join("quarantine")),
         [empty.clone(), format!("{empty}.reason")]
     );
-    check_exactly_once(&queue, &out, &(0..4).collect(), "zero-line lot");
+    check_exactly_once(&queue, &[&out], &(0..4).collect(), "zero-line lot");
 }
 
 /// Returns lines of about 1 KiB each, from seq 100 on, until they pass
@@ -350,7 +252,7 @@ fn lot_filling_write_buffer() -> Vec<u8> {
 /// the lot for complete.
 #[test]
 fn lot_failing_checksum_is_never_archived() {
-    if !strace_usable("lot_failing_checksum_is_never_archived") {
+    if !strace_or_note("lot_failing_checksum_is_never_archived") {
         return;
     }
     let (_root, queue, out) = scratch();
@@ -384,7 +286,7 @@ fn lot_failing_checksum_is_never_archived() {
         names_in(&queue.join("quarantine")).contains(&bad),
         "the lot with a wrong checksum was not quarantined"
     );
-    check_exactly_once(&queue, &out, &(0..4).collect(), "wrong checksum");
+    check_exactly_once(&queue, &[&out], &(0..4).collect(), "wrong checksum");
 }
 
 /// A lot without a checksum whose last line has no newline is accepted:
@@ -395,7 +297,7 @@ fn lot_failing_checksum_is_never_archived() {
 /// as a torn tail: that line is lost.
 #[test]
 fn unterminated_lot_keeps_last_line_after_kill() {
-    if !strace_usable("unterminated_lot_keeps_last_line_after_kill") {
+    if !strace_or_note("unterminated_lot_keeps_last_line_after_kill") {
         return;
     }
     let (_root, queue, out) = scratch();
@@ -421,7 +323,7 @@ fn unterminated_lot_keeps_last_line_after_kill() {
     assert!(recover.status.success(), "recover failed");
     let drain = run(consume_cmd(&queue, &out, 5000));
     assert!(drain.status.success(), "drain failed");
-    check_exactly_once(&queue, &out, &(0..2).collect(), "unterminated lot");
+    check_exactly_once(&queue, &[&out], &(0..2).collect(), "unterminated lot");
 }
 
 /// Like the lot above without a checksum, but named with the line count
@@ -433,7 +335,7 @@ fn unterminated_lot_keeps_last_line_after_kill() {
 /// reaches the dataset.
 #[test]
 fn checksummed_unterminated_lot_is_quarantined_after_kill() {
-    if !strace_usable("checksummed_unterminated_lot_is_quarantined_after_kill") {
+    if !strace_or_note("checksummed_unterminated_lot_is_quarantined_after_kill") {
         return;
     }
     let (_root, queue, out) = scratch();
@@ -464,7 +366,7 @@ fn checksummed_unterminated_lot_is_quarantined_after_kill() {
     );
     check_exactly_once(
         &queue,
-        &out,
+        &[&out],
         &BTreeSet::new(),
         "checksummed unterminated lot",
     );

@@ -8,38 +8,22 @@
 //! The last six tests each reproduce a bug that these attacks found, now
 //! fixed; their doc comments give the repro.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::lots::{
+    check_exactly_once, duplicated, hand_lot, json_lines, names_in, scratch, seq_counts,
+};
+use common::procs::strace_or_note;
+use common::rng::Rng;
 use diskq::{Producer, ProducerOptions};
 
 /// Maximum time a consumer run may take before the test calls it hung.
 const RUN_LIMIT: Duration = Duration::from_secs(30);
-
-/// Returns true if strace runs here; prints a note naming `test` if not.
-fn strace_usable(test: &str) -> bool {
-    let ok = Command::new("strace")
-        .args(["-f", "-o", "/dev/null", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        println!("note: {test} skipped: strace is not usable here");
-    }
-    ok
-}
-
-fn scratch() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let root = tempfile::tempdir().unwrap();
-    let queue = root.path().join("queue");
-    let out = root.path().join("out");
-    std::fs::create_dir_all(queue.join("incoming")).unwrap();
-    std::fs::create_dir(&out).unwrap();
-    (root, queue, out)
-}
 
 /// Returns `diskq consume --durable` with consumer id `id`, for one poll
 /// if `once`, else polling every 20 ms until SIGTERM.
@@ -127,32 +111,6 @@ fn drain(queue: &Path, out: &Path, id: &str, context: &str) {
     }
 }
 
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    names.sort();
-    names
-}
-
-/// Writes a lot by hand under a name that records its line count and
-/// CRC-32, as a producer would, and returns the name.
-fn hand_lot(queue: &Path, id: &str, content: &[u8]) -> String {
-    let lines = content.iter().filter(|&&b| b == b'\n').count();
-    let name = format!("{id}.{lines}.{:08x}.ready", crc32fast::hash(content));
-    std::fs::write(queue.join("incoming").join(&name), content).unwrap();
-    name
-}
-
-/// Returns JSON lines with `seq` from `seqs`.
-fn json_lines(seqs: std::ops::Range<u64>) -> Vec<u8> {
-    seqs.flat_map(|seq| format!("{{\"game\":\"g\",\"seq\":{seq}}}\n").into_bytes())
-        .collect()
-}
-
 /// Publishes `lots` producer lots of `lines` lines, with seqs from
 /// `first` on, and returns the seqs.
 fn produce(queue: &Path, first: u64, lots: u64, lines: u64) -> BTreeSet<u64> {
@@ -201,61 +159,6 @@ fn group_backlog(queue: &Path) -> BTreeSet<u64> {
     hand_lot(queue, "99999999999999999992-hand", &json_lines(201..204));
     expected.extend(201..204);
     expected
-}
-
-/// Counts each `seq` in the finished output files of `outs`; fails on an
-/// unfinished file or a line that is not JSON with a `seq`.
-fn seq_counts(outs: &[&Path]) -> BTreeMap<u64, u64> {
-    let mut counts = BTreeMap::new();
-    for out in outs {
-        for name in names_in(out) {
-            assert!(name.ends_with(".jsonl"), "unfinished output file {name}");
-            let text = std::fs::read_to_string(out.join(&name)).unwrap();
-            for line in text.lines() {
-                let value: serde_json::Value = serde_json::from_str(line)
-                    .unwrap_or_else(|e| panic!("{name}: bad line {line:?}: {e}"));
-                let seq = value["seq"].as_u64().expect("a seq");
-                *counts.entry(seq).or_insert(0) += 1;
-            }
-        }
-    }
-    counts
-}
-
-/// Returns the seqs of `counts` that appear more than once.
-fn duplicated(counts: &BTreeMap<u64, u64>) -> Vec<(u64, u64)> {
-    counts
-        .iter()
-        .filter(|(_, &n)| n > 1)
-        .map(|(&seq, &n)| (seq, n))
-        .collect()
-}
-
-/// Checks that the outputs contain each of `expected` once and nothing
-/// else, and that no lot is waiting or claimed.
-fn check_exactly_once(queue: &Path, outs: &[&Path], expected: &BTreeSet<u64>, context: &str) {
-    let counts = seq_counts(outs);
-    let missing: Vec<&u64> = expected
-        .iter()
-        .filter(|s| !counts.contains_key(s))
-        .collect();
-    let foreign: Vec<&u64> = counts.keys().filter(|s| !expected.contains(s)).collect();
-    assert!(missing.is_empty(), "{context}: lines missing: {missing:?}");
-    assert_eq!(duplicated(&counts), [], "{context}: lines duplicated");
-    assert!(
-        foreign.is_empty(),
-        "{context}: lines of bad lots: {foreign:?}"
-    );
-    assert_eq!(
-        names_in(&queue.join("incoming")),
-        [] as [String; 0],
-        "{context}"
-    );
-    assert_eq!(
-        names_in(&queue.join("processing")),
-        [] as [String; 0],
-        "{context}"
-    );
 }
 
 /// Checks that the one bad lot is in `quarantine/` with its reason file.
@@ -330,7 +233,7 @@ fn sweep(syscall: &str, errno: &str, step: usize, skip: &[usize]) -> usize {
 
 #[test]
 fn failed_writes_and_syncs_lose_nothing() {
-    if !strace_usable("failed_writes_and_syncs_lose_nothing") {
+    if !strace_or_note("failed_writes_and_syncs_lose_nothing") {
         return;
     }
     for (syscall, errno, step) in [
@@ -345,7 +248,7 @@ fn failed_writes_and_syncs_lose_nothing() {
 
 #[test]
 fn failed_renames_lose_nothing() {
-    if !strace_usable("failed_renames_lose_nothing") {
+    if !strace_or_note("failed_renames_lose_nothing") {
         return;
     }
     for (errno, step) in [("EXDEV", 1), ("EIO", 3)] {
@@ -359,7 +262,7 @@ fn failed_renames_lose_nothing() {
 /// Every folder sync of the durable consumer fails in turn.
 #[test]
 fn failed_folder_syncs_lose_nothing() {
-    if !strace_usable("failed_folder_syncs_lose_nothing") {
+    if !strace_or_note("failed_folder_syncs_lose_nothing") {
         return;
     }
     assert!(sweep("fsync", "EIO", 1, &[]) > 0, "no fsync call");
@@ -493,7 +396,7 @@ fn running_consumer_recovers(syscall: &str, errno: &str, n: usize) {
 /// running.
 #[test]
 fn running_consumer_recovers_from_faults() {
-    if !strace_usable("running_consumer_recovers_from_faults") {
+    if !strace_or_note("running_consumer_recovers_from_faults") {
         return;
     }
     let mut points = 0;
@@ -530,7 +433,7 @@ fn running_consumer_recovers_from_faults() {
 /// offset, cuts the output there and returns the lot.
 #[test]
 fn failed_early_commit_sync_keeps_lot_once() {
-    if !strace_usable("failed_early_commit_sync_keeps_lot_once") {
+    if !strace_or_note("failed_early_commit_sync_keeps_lot_once") {
         return;
     }
     // Calls 6 and 7 sync archive/ and processing/ after the commit of the
@@ -554,7 +457,7 @@ fn failed_early_commit_sync_keeps_lot_once() {
 /// returning the error.
 #[test]
 fn failed_output_folder_sync_removes_file() {
-    if !strace_usable("failed_output_folder_sync_removes_file") {
+    if !strace_or_note("failed_output_folder_sync_removes_file") {
         return;
     }
     running_consumer_recovers("fsync", "EIO", 1);
@@ -569,7 +472,7 @@ fn failed_output_folder_sync_removes_file() {
 /// inside `settle_group` fails.
 #[test]
 fn running_consumer_retries_after_early_commit_sync() {
-    if !strace_usable("running_consumer_retries_after_early_commit_sync") {
+    if !strace_or_note("running_consumer_retries_after_early_commit_sync") {
         return;
     }
     running_consumer_recovers("fsync", "EIO", 6);
@@ -587,7 +490,7 @@ fn running_consumer_retries_after_early_commit_sync() {
 /// it is quarantined again.
 #[test]
 fn running_consumer_retries_failed_quarantine() {
-    if !strace_usable("running_consumer_retries_failed_quarantine") {
+    if !strace_or_note("running_consumer_retries_failed_quarantine") {
         return;
     }
     let n = call_index("renameat2", "quarantine");
@@ -645,8 +548,8 @@ fn fault_then_crash(syscall: &str, errno: &str, n: usize, archived: usize) {
 /// inside `settle_group` fails, so no lot is claimed at X before
 /// recovery has settled the stale claim.
 #[test]
-fn crash_after_failed_early_commit_sync_keeps_committed_lines() {
-    if !strace_usable("crash_after_failed_early_commit_sync_keeps_committed_lines") {
+fn early_commit_fault_then_crash_keeps_lines() {
+    if !strace_or_note("early_commit_fault_then_crash_keeps_lines") {
         return;
     }
     fault_then_crash("fsync", "EIO", 6, GOOD_LOTS - 1);
@@ -659,25 +562,12 @@ fn crash_after_failed_early_commit_sync_keeps_committed_lines() {
 ///
 /// Fixed: set `needs_recovery` when the quarantine rename fails.
 #[test]
-fn crash_after_failed_quarantine_rename_keeps_committed_lines() {
-    if !strace_usable("crash_after_failed_quarantine_rename_keeps_committed_lines") {
+fn quarantine_fault_then_crash_keeps_lines() {
+    if !strace_or_note("quarantine_fault_then_crash_keeps_lines") {
         return;
     }
     let n = call_index("renameat2", "quarantine");
     fault_then_crash("renameat2", "EXDEV", n, GOOD_LOTS);
-}
-
-/// A small xorshift generator, so that each seed replays the same kill
-/// points.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 /// Returns strace expressions that kill a process at a random call of a
@@ -689,8 +579,8 @@ fn random_kill(rng: &mut Rng) -> (Vec<String>, String) {
         ("fdatasync", 8),
         ("fsync", 40),
     ];
-    let (syscall, calls) = kinds[rng.below(kinds.len() as u64) as usize];
-    let n = 1 + rng.below(calls);
+    let (syscall, calls) = *rng.pick(&kinds);
+    let n = rng.range(1, calls);
     let exprs = vec![
         format!("trace={syscall}"),
         format!("inject={syscall}:signal=KILL:when={n}"),
@@ -704,7 +594,7 @@ fn random_kill(rng: &mut Rng) -> (Vec<String>, String) {
 /// without faults.
 #[test]
 fn three_consumers_killed_at_random_points() {
-    if !strace_usable("three_consumers_killed_at_random_points") {
+    if !strace_or_note("three_consumers_killed_at_random_points") {
         return;
     }
     for seed in 1..=6u64 {
@@ -714,7 +604,7 @@ fn three_consumers_killed_at_random_points() {
         let mut expected = group_backlog(&queue);
         expected.extend(produce(&queue, 1000, 30, 4));
         let consumers = [("a", &out), ("b", &out), ("c", &out_c)];
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed);
+        let mut rng = Rng::new(seed);
         let mut context = format!("seed {seed}");
 
         for round in 0..2 {
@@ -763,7 +653,7 @@ fn three_consumers_killed_at_random_points() {
 /// writes the rest to the new one.
 #[test]
 fn restart_with_other_output_folder() {
-    if !strace_usable("restart_with_other_output_folder") {
+    if !strace_or_note("restart_with_other_output_folder") {
         return;
     }
     let mut points = 0;
@@ -872,7 +762,7 @@ fn damage_after_kill(damage: Damage) -> Vec<u64> {
 /// was committed: every claim goes back to `incoming/`.
 #[test]
 fn hand_damage_loses_only_destroyed_lines() {
-    if !strace_usable("hand_damage_loses_only_destroyed_lines") {
+    if !strace_or_note("hand_damage_loses_only_destroyed_lines") {
         return;
     }
     // The third claim contains seqs 6 to 8.

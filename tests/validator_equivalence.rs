@@ -12,7 +12,11 @@
 //!
 //! Every generated case comes from a fixed seed, so a run is repeatable.
 
+mod common;
+
 use std::path::Path;
+
+use common::rng::Rng;
 
 use diskq::{
     encode_transition, validate_line, Consumer, ConsumerOptions, Producer, ProducerOptions,
@@ -21,28 +25,6 @@ use diskq::{
 
 /// A `max_len` that no line here reaches.
 const NO_LIMIT: usize = 1 << 24;
-
-/// SplitMix64, so generated cases are the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Returns a value in `0..n`.
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
-    }
-}
 
 /// Computes the reference result for `line`: its normal form if
 /// serde_json reads it as a JSON object, else None.
@@ -104,8 +86,8 @@ impl Compared {
         self.check(line.as_bytes());
     }
 
-    fn report(&self, what: &str) {
-        println!("{what}: {} lines compared with serde_json", self.0);
+    fn report(&self, label: &str) {
+        println!("{label}: {} lines compared with serde_json", self.0);
     }
 }
 
@@ -120,7 +102,7 @@ fn inserted(line: &[u8], at: usize, bytes: &[u8]) -> Vec<u8> {
 /// Array bodies made of numbers that the block skip covers, each long
 /// enough to span at least three 64-byte blocks.
 fn number_bodies() -> Vec<String> {
-    let mut rng = Rng(0xb0d1e5);
+    let mut rng = Rng::new(0xb0d1e5);
     let shapes: [fn(&mut Rng) -> String; 6] = [
         |r| (r.below(2)).to_string(),
         |r| format!("{}", r.below(1000)),
@@ -687,7 +669,7 @@ fn random_value(rng: &mut Rng, depth: u32, out: &mut Vec<u8>) {
     match kind {
         0 => out.extend_from_slice(random_number(rng).as_bytes()),
         1 => random_string(rng, out),
-        2 => out.extend_from_slice(rng.pick(&[&b"true"[..], b"false", b"null"])),
+        2 => out.extend_from_slice(rng.pick::<&[u8]>(&[&b"true"[..], b"false", b"null"])),
         3 => {
             // A long array of numbers, the shape the block skip is for.
             out.push(b'[');
@@ -705,7 +687,7 @@ fn random_value(rng: &mut Rng, depth: u32, out: &mut Vec<u8>) {
             let n = rng.below(5);
             for i in 0..n {
                 if i > 0 {
-                    out.extend_from_slice(rng.pick(&[&b","[..], b",", b", ", b"\r\n,"]));
+                    out.extend_from_slice(rng.pick::<&[u8]>(&[&b","[..], b",", b", ", b"\r\n,"]));
                 }
                 random_value(rng, depth - 1, out);
             }
@@ -720,10 +702,10 @@ fn random_object(rng: &mut Rng, depth: u32, out: &mut Vec<u8>) {
     let n = rng.below(5);
     for i in 0..n {
         if i > 0 {
-            out.extend_from_slice(rng.pick(&[&b","[..], b",", b" , ", b",\n"]));
+            out.extend_from_slice(rng.pick::<&[u8]>(&[&b","[..], b",", b" , ", b",\n"]));
         }
         random_string(rng, out);
-        out.extend_from_slice(rng.pick(&[&b":"[..], b":", b" : ", b":\r\n"]));
+        out.extend_from_slice(rng.pick::<&[u8]>(&[&b":"[..], b":", b" : ", b":\r\n"]));
         random_value(rng, depth, out);
     }
     out.push(b'}');
@@ -764,7 +746,7 @@ fn random_string(rng: &mut Rng, out: &mut Vec<u8>) {
     ];
     out.push(b'"');
     for _ in 0..rng.below(6) {
-        out.extend_from_slice(rng.pick(&pieces));
+        out.extend_from_slice(rng.pick::<&[u8]>(&pieces));
     }
     out.push(b'"');
 }
@@ -793,7 +775,7 @@ fn random_lines_with_random_edits() {
         b"1e999",
         b"\\u",
     ];
-    let mut rng = Rng(0x005e_ed0f_11e5);
+    let mut rng = Rng::new(0x005e_ed0f_11e5);
     let mut compared = Compared::default();
     let mut accepted = 0;
     for _ in 0..6000 {
@@ -802,7 +784,7 @@ fn random_lines_with_random_edits() {
         for _ in 0..rng.below(3) {
             let at = rng.below(line.len() + 1);
             match rng.below(3) {
-                0 => line = inserted(&line, at, rng.pick(&edits)),
+                0 => line = inserted(&line, at, rng.pick::<&[u8]>(&edits)),
                 1 if at < line.len() => {
                     line.remove(at);
                 }
@@ -942,7 +924,7 @@ fn obs_text_matches_zmij_on_borders_and_ties() {
 
 #[test]
 fn obs_text_matches_zmij_on_random_values() {
-    let mut rng = Rng(0xf32_f32);
+    let mut rng = Rng::new(0xf32_f32);
     let mut values = Vec::new();
 
     // Any bit pattern, then bit patterns inside the fast path's binary

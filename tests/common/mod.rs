@@ -1,5 +1,7 @@
 //! Helpers shared by the crash and fault-injection tests.
 //!
+//! * [`lots`]: hand-made lots and exactly-once checks by `seq`, for the
+//!   group commit tests.
 //! * [`keys`]: transition keys, the payload each key stands for, and the
 //!   "pushed" and "acked" logs that workers keep.
 //! * [`scan`]: output and queue scans, and the exactly-once verdict.
@@ -23,6 +25,7 @@
 #![allow(dead_code)]
 
 pub mod keys;
+pub mod lots;
 pub mod procs;
 pub mod rng;
 pub mod scan;

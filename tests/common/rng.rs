@@ -35,6 +35,11 @@ impl Rng {
         low + self.next_u64() % span
     }
 
+    /// Returns an index in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
     /// Returns true with probability `percent` / 100.
     pub fn chance(&mut self, percent: u64) -> bool {
         self.range(0, 99) < percent
