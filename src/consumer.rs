@@ -616,8 +616,9 @@ impl Consumer {
             return self.quarantine(&claimed, name, reason, report);
         }
 
-        // From here on a crash leaves the claim in processing/, and
-        // recovery cuts the output back to the claim's offset.
+        // From here on a crash leaves the claim in processing/. Recovery
+        // cuts the output back to the claim's offset, unless it finds the
+        // lot complete there.
         let start = self.output.as_ref().map_or(0, |out| out.len);
         let copied = match self.copy_lot(&claimed, ready, start) {
             Ok(copied) => copied,

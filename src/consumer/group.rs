@@ -12,8 +12,10 @@
 //! lots written by a diskq producer into a JSON lines output. A lot may
 //! turn out otherwise: it changes on the way, is bad, or cannot be read.
 //! Then the lots claimed after it are handed back to `incoming/` before
-//! anything else is written, and the lots before it are committed. The
-//! lot itself is settled alone, as outside a group.
+//! anything else is written. A lot whose lines were rewritten is committed
+//! with the lots before it, since its own offset is right. A bad or
+//! unreadable lot is settled alone, as outside a group, after the lots
+//! before it are committed.
 //!
 //! After a crash, recovery archives each claim whose bytes are complete
 //! in the output and cuts the output at the first one that is not (see
@@ -23,7 +25,7 @@
 
 use std::path::PathBuf;
 
-use super::{Consumer, CopiedLot, LotError, PollReport};
+use super::{Consumer, CopiedLot, PollReport};
 use crate::config::OutputFormat;
 use crate::error::{Error, Result};
 use crate::fsio;
@@ -131,25 +133,35 @@ impl Consumer {
             let copy = if crate::archive::is_archived(&self.paths.archive, &lot.name) {
                 None
             } else {
-                match self.copy_lot(&lot.path, &lot.ready, lot.offset) {
-                    Ok(copy) if copy.unchanged && copy.bytes == lot.size => Some(copy),
-                    Ok(_) | Err(LotError::Invalid(_) | LotError::Io(_)) => None,
-                }
+                self.copy_lot(&lot.path, &lot.ready, lot.offset).ok()
             };
-            if let Some(copy) = copy {
+            let unchanged = copy
+                .as_ref()
+                .is_some_and(|copy| copy.unchanged && copy.bytes == lot.size);
+            if let Some(copy) = &copy {
                 copied.push(CopiedLot {
                     name: lot.name.clone(),
                     claimed: lot.path.clone(),
                     lines: copy.lines,
                     bytes: copy.bytes,
                 });
+            }
+            if unchanged {
                 continue;
             }
+
             // The claims after this lot assumed its size: hand them back
-            // before another byte is written, and commit the lots before
-            // it. Then settle it alone, from its offset, which is now the
-            // end of the committed output.
+            // before another byte is written.
             self.unclaim(&claims[i + 1..])?;
+            if copy.is_some() {
+                // Its lines reached the output, rewritten, right after the
+                // lots before it: commit them all.
+                self.commit(&copied, report)?;
+                return Ok(Some(lot.index));
+            }
+            // It is bad or could not be read: commit the lots before it,
+            // then settle it alone from its offset, which is now the end
+            // of the committed output.
             self.commit(&copied, report)?;
             if self.output.is_none() {
                 // The commit filled and finished the output, which this
