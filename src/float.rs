@@ -30,7 +30,7 @@
 //! 10^-k is still wider than the interval. That grid contains at most one
 //! point of the interval, and every coarser grid is part of it. The grid
 //! with k + 1 fraction digits has a step no wider than the interval, so it
-//! contains at least one point. So the answer is the one point on the k grid
+//! contains at least one point. So the result is the one point on the k grid
 //! if there is one (with its trailing zeros removed), else the point of
 //! the k + 1 grid nearest to x. Both grids are computed exactly from
 //! m * 10^k, whose integer part and remainder in units of 2^-s are a shift

@@ -259,7 +259,7 @@ mod x86 {
     }
 }
 
-/// The byte-at-a-time classification: the fallback for other targets and
+/// Classifies the bytes one at a time: the fallback for other targets and
 /// the reference that the vector versions are tested against.
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
 fn classify_bytes(block: &[u8; BLOCK]) -> Masks {

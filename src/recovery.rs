@@ -308,7 +308,7 @@ pub fn recover_consumer(
                         continue;
                     }
                 }
-                // The output holds the committed lots up to `offset`, then
+                // The output contains the committed lots up to `offset`, then
                 // maybe part of this one: cut it there, then hand the lot
                 // back.
                 let len = file

@@ -188,6 +188,7 @@ fn lots_are_published_by_age_during_pushes() {
         ..ProducerOptions::default()
     };
     let producer = Producer::open(dir.path(), opts).unwrap();
+
     let incoming = dir.path().join("incoming");
     let ready = || {
         std::fs::read_dir(&incoming)
@@ -198,6 +199,7 @@ fn lots_are_published_by_age_during_pushes() {
             })
             .count()
     };
+
     let start = std::time::Instant::now();
     let mut first_at = None;
     let mut seq = 0;
@@ -211,6 +213,7 @@ fn lots_are_published_by_age_during_pushes() {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+
     let first_at = first_at.expect("no lot was published by age");
     assert!(
         first_at >= max_age,
