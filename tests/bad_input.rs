@@ -666,8 +666,18 @@ const CHILD_QUEUE_VAR: &str = "DISKQ_TEST_UNWRITABLE_QUEUE";
 /// Opens a producer and a consumer on an unwritable queue directory as
 /// user `nobody`, in a child process that runs the ignored helper test
 /// below. Root may write anywhere, so the test cannot run in-process.
+/// The child runs a copy of the test binary placed beside the queue, since
+/// `nobody` may not be allowed into the folder of the build (a checkout
+/// under a private temporary folder, for one).
 fn open_as_nobody(queue: &Path) -> String {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
+    use std::os::unix::fs::PermissionsExt;
+
+    let exe = queue.with_file_name("bad_input_as_nobody");
+    if !exe.exists() {
+        std::fs::copy(std::env::current_exe().unwrap(), &exe).expect("copy the test binary");
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = std::process::Command::new(&exe)
         .args([
             "--exact",
             "open_unwritable_child",
